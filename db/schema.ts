@@ -1,0 +1,149 @@
+/**
+ * edgejoin's whole state: one SQLite file. Timestamps are integer milliseconds since the epoch
+ * (the injected clock's unit); JSON columns hold plain data validated at the edge.
+ */
+import { sql } from "drizzle-orm";
+import { index, integer, sqliteTable, text } from "drizzle-orm/sqlite-core";
+
+/** The installer profile a cluster boots its not-yet-installed machines with. */
+export type InstallerProfile = {
+  kind: "ubuntu-autoinstall" | "cloud-image";
+  kernel_url: string;
+  initrd_urls: string[];
+  kernel_args: string;
+  iso_url: string | null;
+};
+
+export const clusters = sqliteTable("clusters", {
+  id: integer("id").primaryKey({ autoIncrement: true }),
+  name: text("name").notNull().unique(),
+  /** Desired server count: 1, 3, 5 or 7 (embedded etcd needs an odd number). */
+  servers: integer("servers").notNull().default(1),
+  registrationAddress: text("registration_address"),
+  k3sVersion: text("k3s_version").notNull(),
+  isDefault: integer("is_default", { mode: "boolean" }).notNull().default(false),
+  installer: text("installer", { mode: "json" }).$type<InstallerProfile>().notNull(),
+  labels: text("labels", { mode: "json" }).$type<Record<string, string>>().notNull().default(sql`'{}'`),
+  taints: text("taints", { mode: "json" }).$type<string[]>().notNull().default(sql`'[]'`),
+  hostnamePattern: text("hostname_pattern").notNull().default("node-{mac}"),
+  matchCidrs: text("match_cidrs", { mode: "json" }).$type<string[]>().notNull().default(sql`'[]'`),
+  /** Path (relative to the templates folder) of a cluster-specific user-data template. */
+  userDataTemplate: text("user_data_template"),
+  /** k3s shared secrets, made with a CSPRNG at creation; never returned by list/get. */
+  serverToken: text("server_token").notNull(),
+  agentToken: text("agent_token").notNull(),
+  /** SHA-256 of the init server's CA certificate, once it reported it. */
+  caHash: text("ca_hash"),
+  createdAt: integer("created_at").notNull(),
+  updatedAt: integer("updated_at").notNull(),
+});
+
+export const machineStates = [
+  "discovered",
+  "pending",
+  "approved",
+  "provisioning",
+  "joined",
+  "rejected",
+  "failed",
+  "retired",
+] as const;
+export type MachineState = (typeof machineStates)[number];
+export const machineRoles = ["init", "server", "agent"] as const;
+export type MachineRole = (typeof machineRoles)[number];
+
+export const machines = sqliteTable(
+  "machines",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    /** Lower-case colon form, normalized once at the edge. */
+    mac: text("mac").notNull().unique(),
+    uuid: text("uuid"),
+    serial: text("serial"),
+    manufacturer: text("manufacturer"),
+    product: text("product"),
+    arch: text("arch"),
+    platform: text("platform"),
+    lastIp: text("last_ip"),
+    hostname: text("hostname"),
+    state: text("state").$type<MachineState>().notNull().default("discovered"),
+    role: text("role").$type<MachineRole>(),
+    clusterId: integer("cluster_id").references(() => clusters.id),
+    labels: text("labels", { mode: "json" }).$type<Record<string, string>>().notNull().default(sql`'{}'`),
+    facts: text("facts", { mode: "json" }).$type<Record<string, unknown>>(),
+    /** Bumped when the machine's credential must stop working (seat taken back, retire). */
+    credentialGeneration: integer("credential_generation").notNull().default(0),
+    /** When the role was given; with the lease setting it says when the seat is taken back. */
+    roleAssignedAt: integer("role_assigned_at"),
+    k3sStartedAt: integer("k3s_started_at"),
+    readyAt: integer("ready_at"),
+    caHash: text("ca_hash"),
+    /** Set when a machine reports k3s running on a seat that was taken back from it. */
+    splitBrainRisk: integer("split_brain_risk", { mode: "boolean" }).notNull().default(false),
+    /** SHA-256 of the per-machine install-progress token (the only secret allowed in a URL). */
+    progressTokenHash: text("progress_token_hash"),
+    firstSeenAt: integer("first_seen_at").notNull(),
+    lastSeenAt: integer("last_seen_at").notNull(),
+    stateChangedAt: integer("state_changed_at").notNull(),
+  },
+  (t) => [
+    index("machines_cluster_role").on(t.clusterId, t.role),
+    index("machines_state").on(t.state),
+  ],
+);
+
+/** Who did what, when, from where. Append-only. */
+export const auditEvents = sqliteTable(
+  "audit_events",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    at: integer("at").notNull(),
+    /** `admin`, `machine:<id>`, `system`, `anonymous`. */
+    actor: text("actor").notNull(),
+    sourceIp: text("source_ip"),
+    action: text("action").notNull(),
+    machineId: integer("machine_id"),
+    clusterId: integer("cluster_id"),
+    detail: text("detail", { mode: "json" }).$type<Record<string, unknown>>(),
+  },
+  (t) => [index("audit_machine").on(t.machineId), index("audit_at").on(t.at)],
+);
+
+/** Progress reported by a machine: its agent's events and its installer's webhook posts. */
+export const nodeEvents = sqliteTable(
+  "node_events",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    machineId: integer("machine_id").notNull().references(() => machines.id),
+    at: integer("at").notNull(),
+    /** `agent` or `installer`. */
+    source: text("source").notNull(),
+    type: text("type").notNull(),
+    detail: text("detail"),
+    caHash: text("ca_hash"),
+  },
+  (t) => [index("node_events_machine").on(t.machineId, t.at)],
+);
+
+/** Ed25519 signing keys. The private half lives in the data folder (mode 0600), not here. */
+export const signingKeys = sqliteTable("signing_keys", {
+  kid: text("kid").primaryKey(),
+  publicJwk: text("public_jwk", { mode: "json" }).$type<Record<string, unknown>>().notNull(),
+  createdAt: integer("created_at").notNull(),
+  /** Set when a newer key became active; the public key stays published until tokens expire. */
+  retiredAt: integer("retired_at"),
+});
+
+/** Bootstrap-token ids already spent by a successful enroll (single use). */
+export const usedTokens = sqliteTable("used_tokens", {
+  jti: text("jti").primaryKey(),
+  machineId: integer("machine_id").notNull(),
+  usedAt: integer("used_at").notNull(),
+  expiresAt: integer("expires_at").notNull(),
+});
+
+/** Small server-wide facts, e.g. the admin token's hash. */
+export const settings = sqliteTable("settings", {
+  key: text("key").primaryKey(),
+  value: text("value").notNull(),
+});

@@ -1,0 +1,70 @@
+/**
+ * createApp(deps): the one place that lists middleware order and mounts one sub-app per concern.
+ * protocol servers (HTTP, TFTP, DHCP) → handlers → core rules → store.
+ */
+import { randomUUID } from "node:crypto";
+import { Hono } from "hono";
+import { getConnInfo } from "@hono/node-server/conninfo";
+import pino, { type Logger } from "pino";
+import type { Db } from "../db/client.js";
+import type { Config } from "./config.js";
+import type { AppEnv, Clock, Deps } from "./context.js";
+import { ApiError, handleError } from "./errors.js";
+import { bootRoutes } from "./http/boot.js";
+import { healthRoutes } from "./http/health.js";
+import { IpxeRenderer } from "./render/ipxe.js";
+import { TemplateSet } from "./render/templates.js";
+
+/** Everything createApp needs; renderers are derived from the config unless given. */
+export type AppInput = {
+  db: Db;
+  config: Config;
+  clock?: Clock;
+  logger?: Logger;
+};
+
+/** Build the full dependency set from the few things a caller must decide. */
+export function makeDeps(input: AppInput): Deps {
+  const templates = new TemplateSet(input.config.templatesDir);
+  return {
+    db: input.db,
+    config: input.config,
+    clock: input.clock ?? Date.now,
+    logger: input.logger ?? pino({ level: "silent" }),
+    templates,
+    ipxe: new IpxeRenderer(templates, input.config.publicUrl),
+  };
+}
+
+/** The HTTP application. Tests call `app.request()` on it; `main` serves it. */
+export function createApp(input: AppInput | Deps) {
+  const deps = "ipxe" in input ? input : makeDeps(input);
+  const app = new Hono<AppEnv>();
+
+  app.use(async (c, next) => {
+    c.set("deps", deps);
+    c.set("requestId", c.req.header("x-request-id")?.slice(0, 64).replace(/[^A-Za-z0-9._-]/g, "") || randomUUID());
+    let ip = "";
+    try {
+      ip = getConnInfo(c).remote.address ?? "";
+    } catch {
+      // app.request() in tests has no socket.
+    }
+    c.set("sourceIp", ip.replace(/^::ffff:/, ""));
+    const started = performance.now();
+    await next();
+    deps.logger.debug(
+      { requestId: c.var.requestId, method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(performance.now() - started) },
+      "request",
+    );
+  });
+
+  app.route("/", healthRoutes);
+  app.route("/", bootRoutes);
+
+  app.notFound(() => {
+    throw new ApiError("not_found", "no such route");
+  });
+  app.onError(handleError);
+  return app;
+}

@@ -1,0 +1,32 @@
+/** What handlers get from the app factory: dependencies, never module-level singletons. */
+import type { Logger } from "pino";
+import type { Db } from "../db/client.js";
+import type { Config } from "./config.js";
+import type { machines } from "../db/schema.js";
+import type { IpxeRenderer } from "./render/ipxe.js";
+import type { TemplateSet } from "./render/templates.js";
+
+/** Milliseconds since the epoch; tests pass a fixed or steppable clock. */
+export type Clock = () => number;
+
+export type Deps = {
+  db: Db;
+  config: Config;
+  clock: Clock;
+  logger: Logger;
+  templates: TemplateSet;
+  ipxe: IpxeRenderer;
+};
+
+export type MachineRow = typeof machines.$inferSelect;
+
+export type AppEnv = {
+  Variables: {
+    deps: Deps;
+    requestId: string;
+    /** The machine a boot or cloud-init request is about, put there by `selectMachine`. */
+    machine: MachineRow;
+    /** The requester's address as the socket saw it. */
+    sourceIp: string;
+  };
+};

@@ -1,0 +1,35 @@
+/** `GET /boot.ipxe`: the state-driven iPXE script. Selection lives in `selectMachine`. */
+import { Hono } from "hono";
+import type { AppEnv } from "../context.js";
+import { getCluster } from "../store/clusters.js";
+import { installableStates } from "../store/machines.js";
+import { BootQueryError, selectMachine } from "./middleware/select-machine.js";
+
+const script = { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" };
+
+export const bootRoutes = new Hono<AppEnv>()
+  .get("/boot.ipxe", async (c, next) => {
+    // A bare request is what DHCP hands iPXE: answer a chain carrying the identity.
+    if (new URL(c.req.url).search.length <= 1) return c.body(c.var.deps.ipxe.chain(), 200, script);
+    return next();
+  })
+  .get("/boot.ipxe", selectMachine, (c) => {
+    const { ipxe, db } = c.var.deps;
+    const m = c.var.machine;
+    if (m.state === "joined") return c.body(ipxe.localDisk(m.mac), 200, script);
+    if (m.state === "rejected") return c.body(ipxe.message(`machine ${m.mac} was rejected`, ["An admin rejected it; approve it in edgejoin to install."]), 200, script);
+    if (m.state === "retired") return c.body(ipxe.message(`machine ${m.mac} is retired`, ["It left its cluster; an admin must approve it again to reinstall."]), 200, script);
+    const cluster = m.clusterId === null ? undefined : getCluster(db, m.clusterId);
+    if (!installableStates.has(m.state) || !cluster) {
+      return c.body(ipxe.message(`no cluster for machine ${m.mac}`, ["Create a default cluster in edgejoin, then reboot this machine."]), 200, script);
+    }
+    return c.body(ipxe.install({ mac: m.mac, cluster: cluster.name, installer: cluster.installer }), 200, script);
+  })
+  .onError((err, c) => {
+    // iPXE runs only a 200 body: a refusal must still be a script, or the console shows nothing useful.
+    if (err instanceof BootQueryError) {
+      c.header("x-edgejoin-error", "invalid_boot_query");
+      return c.body(c.var.deps.ipxe.message("cannot identify this machine", [err.message, "Nothing was recorded."]), 200, script);
+    }
+    throw err;
+  });

@@ -1,0 +1,97 @@
+/**
+ * The only wiring: settings, database, keys, listeners, signals. Nothing else reads
+ * `process.env`, binds a port or handles a signal.
+ */
+import { mkdirSync } from "node:fs";
+import { serve as serveHttp, type ServerType } from "@hono/node-server";
+import pino from "pino";
+import { openDb } from "../db/client.js";
+import { createApp, makeDeps } from "./app.js";
+import { ConfigError, loadConfig, type Config } from "./config.js";
+import { ensureDefaultCluster } from "./store/clusters.js";
+import { describeBootFiles, startTftpServer, type TftpServer } from "./tftp/server.js";
+
+/** Print one line and exit: how every start-up failure an operator can fix is reported. */
+function fatal(line: string): never {
+  process.stderr.write(`edgejoin: ${line}\n`);
+  process.exit(1);
+}
+
+function listenHttp(app: ReturnType<typeof createApp>, config: Config): Promise<ServerType> {
+  return new Promise((resolve, reject) => {
+    const server = serveHttp({ fetch: app.fetch, hostname: config.httpHost, port: config.httpPort }, () => resolve(server));
+    server.once("error", reject);
+  });
+}
+
+/** Start edgejoin with settings from `env`; resolves once every listener is bound. */
+export async function serve(env: Record<string, string | undefined> = process.env) {
+  let config: Config;
+  try {
+    config = loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) fatal(err.message);
+    throw err;
+  }
+  const logger = pino({ level: config.logLevel, redact: ["*.token", "*.credential", "*.authorization", "*.adminToken"] });
+  if (config.publicUrlDerived) {
+    logger.warn({ publicUrl: config.publicUrl }, "EDGEJOIN_PUBLIC_URL is unset; derived it from this host's first non-loopback address");
+  }
+
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const db = openDb(`${config.dataDir}/edgejoin.db`);
+  ensureDefaultCluster(db, { k3sVersion: config.k3sVersion, now: Date.now() });
+
+  const deps = makeDeps({ db, config, logger });
+  const app = createApp(deps);
+
+  const bootFiles = describeBootFiles(config.bootDir, config.ipxeDir);
+  for (const f of bootFiles) {
+    if (f.path) logger.info({ file: f.name, from: f.path }, "TFTP will serve iPXE binary");
+    else logger.warn({ file: f.name }, `TFTP cannot serve ${f.name}: run \`apt-get install ipxe\`, or put your own build in ${config.bootDir}`);
+  }
+
+  let tftp: TftpServer;
+  try {
+    tftp = await startTftpServer({
+      host: config.tftpHost,
+      port: config.tftpPort,
+      bootDir: config.bootDir,
+      ipxeDir: config.ipxeDir,
+      // iPXE builds that look for autoexec.ipxe get the same chain a bare /boot.ipxe answers.
+      dynamicFile: (name: string) => (name === "autoexec.ipxe" ? Buffer.from(deps.ipxe.chain()) : undefined),
+      logger,
+    });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "EACCES" || code === "EADDRINUSE") {
+      fatal(
+        `cannot bind TFTP on ${config.tftpHost}:${config.tftpPort} (${code}): run as root or with CAP_NET_BIND_SERVICE, free the port, or set EDGEJOIN_TFTP_PORT to a free port your DHCP server names`,
+      );
+    }
+    throw err;
+  }
+
+  let http: ServerType;
+  try {
+    http = await listenHttp(app, config);
+  } catch (err) {
+    fatal(`cannot bind HTTP on ${config.httpHost}:${config.httpPort} (${(err as NodeJS.ErrnoException).code}): set EDGEJOIN_HTTP_PORT to a free port`);
+  }
+  logger.info({ publicUrl: config.publicUrl, http: config.httpPort, tftp: tftp.port }, "edgejoin is serving");
+
+  const stop = async (signal: string) => {
+    logger.info({ signal }, "stopping");
+    await tftp.close();
+    http.close();
+    db.$client.close();
+    process.exit(0);
+  };
+  process.once("SIGTERM", () => void stop("SIGTERM"));
+  process.once("SIGINT", () => void stop("SIGINT"));
+  return { config, http, tftp, db };
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  await serve();
+}

@@ -1,0 +1,89 @@
+/**
+ * iPXE scripts. iPXE expands `${...}`, splits commands on a lone `;`, ends a line at a newline
+ * and splits arguments on spaces, so every value placed in a script is restricted to an
+ * alphabet where none of that can happen; nothing is escaped, anything else is refused.
+ */
+import { z } from "zod";
+import type { InstallerProfile } from "../../db/schema.js";
+import type { TemplateSet } from "./templates.js";
+
+/** One URL or kernel argument: no whitespace, no `$`, no quotes, no backslash. */
+export const ipxeToken = z
+  .string()
+  .min(1)
+  .max(2048)
+  .regex(/^[A-Za-z0-9._~:/?#\[\]@!&()*+,;=%-]+$/, "only URL characters, no spaces, quotes or $");
+
+/** Free text echoed to the console (a fixed message of ours, never input): letters, digits, punctuation, spaces. */
+const ipxeMessage = z.string().max(200).regex(/^[A-Za-z0-9 .,:()'/_-]*$/);
+
+/** Kernel arguments as space-separated tokens, each checked alone. */
+export function splitKernelArgs(args: string): string[] {
+  return args.split(/ +/).filter((a) => a !== "");
+}
+
+const chainView = z.object({ bootUrl: ipxeToken });
+const installView = z.object({
+  machineLabel: ipxeToken,
+  cluster: ipxeToken,
+  kernelUrl: ipxeToken,
+  initrds: z.array(z.object({ url: ipxeToken, name: ipxeToken })).min(1),
+  kernelArgs: z.array(ipxeToken),
+});
+const localDiskView = z.object({ machineLabel: ipxeToken });
+const messageView = z.object({ title: ipxeMessage, lines: z.array(z.object({ text: ipxeMessage })) });
+
+/** Makes a relative installer URL absolute under edgejoin's `/artifacts/`. */
+export function artifactUrl(publicUrl: string, url: string): string {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(url) ? url : `${publicUrl}/artifacts/${url.replace(/^\/+/, "")}`;
+}
+
+/** Renders every boot script edgejoin answers. */
+export class IpxeRenderer {
+  constructor(
+    private readonly templates: TemplateSet,
+    private readonly publicUrl: string,
+  ) {}
+
+  /** The answer to a bare `GET /boot.ipxe`: chain to itself with the machine's identity. */
+  chain(): string {
+    // The template adds the query with its ${...} variables verbatim; only the base is a value.
+    return this.templates.render("ipxe/chain.ipxe", chainView, { bootUrl: `${this.publicUrl}/boot.ipxe` });
+  }
+
+  /** Boot the cluster's installer with the NoCloud seed of this machine appended. */
+  install(opts: { mac: string; cluster: string; installer: InstallerProfile }): string {
+    const { installer } = opts;
+    const seed = `ds=nocloud-net;s=${this.publicUrl}/cloud-init/${opts.mac}/`;
+    const initrds = installer.initrd_urls.map((u) => {
+      const url = artifactUrl(this.publicUrl, u);
+      // UEFI iPXE hands the kernel only initrds named on its command line (`initrd=NAME`).
+      return { url, name: url.replace(/[?#].*$/, "").split("/").pop() || "initrd" };
+    });
+    const kernelArgs = [
+      ...initrds.map((i) => `initrd=${i.name}`),
+      ...(installer.kind === "ubuntu-autoinstall" && installer.iso_url
+        ? [`url=${artifactUrl(this.publicUrl, installer.iso_url)}`, "autoinstall"]
+        : []),
+      ...splitKernelArgs(installer.kernel_args),
+      seed,
+    ];
+    return this.templates.render("ipxe/install.ipxe", installView, {
+      machineLabel: opts.mac,
+      cluster: opts.cluster,
+      kernelUrl: artifactUrl(this.publicUrl, installer.kernel_url),
+      initrds,
+      kernelArgs,
+    });
+  }
+
+  /** An installed machine boots from its own disk. */
+  localDisk(mac: string): string {
+    return this.templates.render("ipxe/local-disk.ipxe", localDiskView, { machineLabel: mac });
+  }
+
+  /** A console message and no install: rejected, retired, or a request we cannot read. */
+  message(title: string, lines: string[]): string {
+    return this.templates.render("ipxe/message.ipxe", messageView, { title, lines: lines.map((text) => ({ text })) });
+  }
+}
