@@ -17,13 +17,19 @@ export const bootRoutes = new Hono<AppEnv>()
     const { ipxe, db } = c.var.deps;
     const m = c.var.machine;
     if (m.state === "joined") return c.body(ipxe.localDisk(m.mac), 200, script);
-    if (m.state === "rejected") return c.body(ipxe.message(`machine ${m.mac} was rejected`, ["An admin rejected it; approve it in edgejoin to install."]), 200, script);
-    if (m.state === "retired") return c.body(ipxe.message(`machine ${m.mac} is retired`, ["It left its cluster; an admin must approve it again to reinstall."]), 200, script);
+    if (m.state === "rejected") return c.body(ipxe.message(`machine ${m.mac} was rejected`, ["An admin rejected it. Approve it in edgejoin to install it."]), 200, script);
+    if (m.state === "retired") return c.body(ipxe.message(`machine ${m.mac} is retired`, ["It left its cluster. An admin must approve it again to reinstall it."]), 200, script);
     const cluster = m.clusterId === null ? undefined : getCluster(db, m.clusterId);
     if (!installableStates.has(m.state) || !cluster) {
       return c.body(ipxe.message(`no cluster for machine ${m.mac}`, ["Create a default cluster in edgejoin, then reboot this machine."]), 200, script);
     }
-    return c.body(ipxe.install({ mac: m.mac, cluster: cluster.name, installer: cluster.installer }), 200, script);
+    try {
+      return c.body(ipxe.install({ mac: m.mac, cluster: cluster.name, installer: cluster.installer }), 200, script);
+    } catch (err) {
+      // A stored profile that fails the iPXE alphabet is never rendered; the console says why.
+      c.var.deps.logger.error({ err, cluster: cluster.name }, "installer profile cannot be rendered as iPXE");
+      return c.body(ipxe.message(`the installer profile of cluster ${cluster.name} is invalid`, ["An admin must fix it in edgejoin. Nothing was installed."]), 200, script);
+    }
   })
   .onError((err, c) => {
     // iPXE runs only a 200 body: a refusal must still be a script, or the console shows nothing useful.
