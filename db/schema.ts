@@ -3,7 +3,7 @@
  * (the injected clock's unit); JSON columns hold plain data validated at the edge.
  */
 import { sql } from "drizzle-orm";
-import { index, integer, sqliteTable, text } from "drizzle-orm/sqlite-core";
+import { index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 
 /** The installer profile a cluster boots its not-yet-installed machines with. */
 export type InstallerProfile = {
@@ -34,6 +34,8 @@ export const clusters = sqliteTable("clusters", {
   agentToken: text("agent_token").notNull(),
   /** SHA-256 of the init server's CA certificate, once it reported it. */
   caHash: text("ca_hash"),
+  /** When the init server reported k3s running: from then on nobody is ever given `cluster-init` again. */
+  initStartedAt: integer("init_started_at"),
   createdAt: integer("created_at").notNull(),
   updatedAt: integer("updated_at").notNull(),
 });
@@ -78,6 +80,10 @@ export const machines = sqliteTable(
     k3sStartedAt: integer("k3s_started_at"),
     readyAt: integer("ready_at"),
     caHash: text("ca_hash"),
+    /** What the admin asked for at approval (`auto`, `server`, `agent`); `agent` is honoured, `server` only if a seat is free. */
+    rolePreference: text("role_preference").$type<"auto" | "server" | "agent">().notNull().default("auto"),
+    /** When its quorum seat was taken back (lease expired, or failure before k3s started); it may not fetch that config again. */
+    seatRevokedAt: integer("seat_revoked_at"),
     /** Set when a machine reports k3s running on a seat that was taken back from it. */
     splitBrainRisk: integer("split_brain_risk", { mode: "boolean" }).notNull().default(false),
     /** SHA-256 of the per-machine install-progress token (the only secret allowed in a URL). */
@@ -89,6 +95,8 @@ export const machines = sqliteTable(
   (t) => [
     index("machines_cluster_role").on(t.clusterId, t.role),
     index("machines_state").on(t.state),
+    // At most one machine holds the init seat of a cluster at any moment, whatever the code above does.
+    uniqueIndex("machines_one_init_per_cluster").on(t.clusterId).where(sql`${t.role} = 'init'`),
   ],
 );
 
