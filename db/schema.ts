@@ -36,6 +36,8 @@ export const clusters = sqliteTable("clusters", {
   caHash: text("ca_hash"),
   /** When the init server reported k3s running: from then on nobody is ever given `cluster-init` again. */
   initStartedAt: integer("init_started_at"),
+  /** When all desired servers were first ready together: before it the quorum is `forming`, after it `degraded`/`lost` mean loss. */
+  formedAt: integer("formed_at"),
   createdAt: integer("created_at").notNull(),
   updatedAt: integer("updated_at").notNull(),
 });

@@ -1,0 +1,1 @@
+ALTER TABLE `clusters` ADD `formed_at` integer;
