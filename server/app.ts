@@ -14,6 +14,8 @@ import { bootRoutes } from "./http/boot.js";
 import { healthRoutes } from "./http/health.js";
 import { IpxeRenderer } from "./render/ipxe.js";
 import { TemplateSet } from "./render/templates.js";
+import { Keyring } from "./enrollment/keyring.js";
+import { hashAdminToken } from "./store/admin-token.js";
 
 /** Everything createApp needs; renderers are derived from the config unless given. */
 export type AppInput = {
@@ -21,18 +23,25 @@ export type AppInput = {
   config: Config;
   clock?: Clock;
   logger?: Logger;
+  /** main passes the persisted ring; tests get a freshly generated one. */
+  keyring?: Keyring;
+  /** main passes the configured or stored hash; otherwise derived from config.adminToken. */
+  adminTokenHash?: Buffer;
 };
 
 /** Build the full dependency set from the few things a caller must decide. */
 export function makeDeps(input: AppInput): Deps {
   const templates = new TemplateSet(input.config.templatesDir);
+  const clock = input.clock ?? Date.now;
   return {
     db: input.db,
     config: input.config,
-    clock: input.clock ?? Date.now,
+    clock,
     logger: input.logger ?? pino({ level: "silent" }),
     templates,
     ipxe: new IpxeRenderer(templates, input.config.publicUrl),
+    keyring: input.keyring ?? Keyring.generate(clock()),
+    adminTokenHash: input.adminTokenHash ?? (input.config.adminToken ? hashAdminToken(input.config.adminToken) : undefined),
   };
 }
 

@@ -5,6 +5,7 @@ import type { Config } from "./config.js";
 import type { machines } from "../db/schema.js";
 import type { IpxeRenderer } from "./render/ipxe.js";
 import type { TemplateSet } from "./render/templates.js";
+import type { Keyring } from "./enrollment/keyring.js";
 
 /** Milliseconds since the epoch; tests pass a fixed or steppable clock. */
 export type Clock = () => number;
@@ -16,6 +17,10 @@ export type Deps = {
   logger: Logger;
   templates: TemplateSet;
   ipxe: IpxeRenderer;
+  /** Signs bootstrap tokens and node credentials; verifies with current and retired keys. */
+  keyring: Keyring;
+  /** SHA-256 of the admin bearer token; undefined refuses every admin request. */
+  adminTokenHash: Buffer | undefined;
 };
 
 export type MachineRow = typeof machines.$inferSelect;

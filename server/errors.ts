@@ -13,6 +13,7 @@ const statusByCode = {
   unauthorized: 401,
   token_invalid: 401,
   token_expired: 401,
+  token_not_yet_valid: 401,
   token_wrong_audience: 401,
   token_unknown_key: 401,
   credential_revoked: 401,
