@@ -1,0 +1,125 @@
+/**
+ * What an admin may say about a cluster, checked once at the edge. Every value here ends up in
+ * an iPXE script (name, installer), a k3s config.yaml (labels, taints, registration address) or
+ * a node name (hostname pattern), so each is held to what that format can carry safely.
+ */
+import { isIP } from "node:net";
+import { z } from "zod";
+import { ipxeToken, splitKernelArgs } from "../render/ipxe.js";
+import { dnsLabelPattern, hostnamePatternProblem } from "./node-name.js";
+
+/** Desired server counts embedded etcd supports well: odd, so a majority always exists. */
+export const serverCounts = [1, 3, 5, 7] as const;
+
+/** A cluster name: a DNS label, because it appears in iPXE scripts and node names. */
+export const clusterName = z
+  .string()
+  .regex(dnsLabelPattern, "name must be a DNS label: 1-63 lower-case letters, digits or '-', starting and ending with a letter or digit");
+
+export const desiredServers = z
+  .number({ error: "servers must be a number: 1, 3, 5 or 7" })
+  .refine((n) => (serverCounts as readonly number[]).includes(n), {
+    message: "servers must be 1, 3, 5 or 7: embedded etcd needs an odd number of members to keep a majority, and more than 7 only slows writes",
+  });
+
+const dnsName = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i;
+
+/** A VIP or DNS name: an IPv4/IPv6 address or a DNS name; it goes into the TLS SANs and the join URL. */
+export const registrationAddress = z
+  .string()
+  .refine((v) => isIP(v) !== 0 || dnsName.test(v), "registration_address must be an IP address or a DNS name (no scheme, no port)");
+
+export const k3sVersion = z.string().regex(/^v\d+\.\d+\.\d+\+k3s\d+$/, "k3s_version must look like v1.31.4+k3s1");
+
+// Kubernetes label syntax: optional DNS-subdomain prefix, a name of up to 63 characters.
+const labelName = /^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$/;
+const labelPrefix = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
+function isLabelKey(key: string): boolean {
+  const slash = key.indexOf("/");
+  if (slash === -1) return labelName.test(key);
+  return labelPrefix.test(key.slice(0, slash)) && labelName.test(key.slice(slash + 1));
+}
+const labelValue = (v: string) => v === "" || labelName.test(v);
+
+/** Kubernetes node labels: `prefix/name` keys, values of up to 63 label characters. */
+export const nodeLabels = z
+  .record(z.string(), z.string())
+  .refine((r) => Object.keys(r).length <= 64, "at most 64 labels")
+  .refine((r) => Object.keys(r).every(isLabelKey), "label keys must be Kubernetes label names, e.g. example.com/zone")
+  .refine((r) => Object.values(r).every(labelValue), "label values must be at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit");
+
+/** One k3s node taint: `key=value:Effect` or `key:Effect`. */
+export const nodeTaint = z.string().refine((t) => {
+  const m = /^([^=:]+)(=([^:]*))?:(NoSchedule|PreferNoSchedule|NoExecute)$/.exec(t);
+  return !!m && isLabelKey(m[1]!) && labelValue(m[3] ?? "");
+}, "taints must look like key=value:NoSchedule, key=value:PreferNoSchedule or key:NoExecute");
+
+function isIpv4Cidr(v: string): boolean {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(v);
+  return !!m && m.slice(1, 5).every((o) => Number(o) <= 255) && Number(m[5]) <= 32;
+}
+
+export const matchCidrs = z.array(z.string().refine(isIpv4Cidr, "match_cidrs entries must be IPv4 CIDRs such as 10.0.0.0/24")).max(64);
+
+export const hostnamePattern = z.string().max(63).superRefine((p, ctx) => {
+  const problem = hostnamePatternProblem(p);
+  if (problem) ctx.addIssue({ code: "custom", message: problem });
+});
+
+/** Kernel arguments: each space-separated word must be an iPXE-safe token; edgejoin adds the seed itself. */
+export const kernelArgs = z
+  .string()
+  .max(2048)
+  .superRefine((args, ctx) => {
+    if (/[^\S ]/.test(args)) ctx.addIssue({ code: "custom", message: "kernel_args are separated by single spaces only" });
+    for (const arg of splitKernelArgs(args)) {
+      if (!ipxeToken.safeParse(arg).success) ctx.addIssue({ code: "custom", message: `kernel argument ${JSON.stringify(arg.slice(0, 40))} may hold only URL characters (no quotes, $ or control characters)` });
+      else if (/^ds=/.test(arg)) ctx.addIssue({ code: "custom", message: "kernel_args must not set ds=: edgejoin appends the NoCloud seed itself" });
+    }
+  });
+
+export const installerProfile = z
+  .object({
+    kind: z.enum(["ubuntu-autoinstall", "cloud-image"], { error: "installer.kind must be ubuntu-autoinstall or cloud-image" }),
+    kernel_url: ipxeToken,
+    initrd_urls: z.array(ipxeToken).min(1, "installer.initrd_urls needs at least one initrd").max(8),
+    kernel_args: kernelArgs.default(""),
+    iso_url: ipxeToken.nullable().default(null),
+  })
+  .strict();
+
+/** `POST /api/v1/clusters` body. */
+export const clusterCreate = z
+  .object({
+    name: clusterName,
+    servers: desiredServers.default(1),
+    registration_address: registrationAddress.nullable().default(null),
+    k3s_version: k3sVersion.optional(),
+    is_default: z.boolean().default(false),
+    installer: installerProfile.optional(),
+    labels: nodeLabels.default({}),
+    taints: z.array(nodeTaint).max(32).default([]),
+    hostname_pattern: hostnamePattern.default("node-{mac}"),
+    match_cidrs: matchCidrs.default([]),
+  })
+  .strict();
+
+/** `PATCH /api/v1/clusters/:id` body: the same names, each optional. */
+export const clusterPatch = z
+  .object({
+    name: clusterName,
+    servers: desiredServers,
+    registration_address: registrationAddress.nullable(),
+    k3s_version: k3sVersion,
+    is_default: z.boolean(),
+    installer: installerProfile,
+    labels: nodeLabels,
+    taints: z.array(nodeTaint).max(32),
+    hostname_pattern: hostnamePattern,
+    match_cidrs: matchCidrs,
+  })
+  .partial()
+  .strict();
+
+export type ClusterCreate = z.output<typeof clusterCreate>;
+export type ClusterPatch = z.output<typeof clusterPatch>;
