@@ -38,9 +38,9 @@ export function hostnamePatternProblem(pattern: string): string | undefined {
 export function chooseNodeName(
   machine: { id: number; mac: string; hostname: string | null },
   cluster: { name: string; hostnamePattern: string },
-  namesInUse: ReadonlySet<string>,
+  isNameTaken: (name: string) => boolean,
 ): string {
   const own = machine.hostname?.toLowerCase();
-  if (own && dnsLabelPattern.test(own) && !namesInUse.has(own)) return own;
+  if (own && dnsLabelPattern.test(own) && !isNameTaken(own)) return own;
   return expandHostnamePattern(cluster.hostnamePattern, machine, cluster.name);
 }

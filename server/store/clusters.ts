@@ -87,3 +87,107 @@ export function matchCluster(db: Queryable, sourceIp: string | undefined): Clust
   }
   return all.find((c) => c.isDefault) ?? all[0];
 }
+
+/** Fields an admin sets on a cluster, in the store's names (already validated). */
+export type ClusterFields = {
+  name: string;
+  servers: number;
+  registrationAddress: string | null;
+  k3sVersion: string;
+  isDefault: boolean;
+  installer: InstallerProfile;
+  labels: Record<string, string>;
+  taints: string[];
+  hostnamePattern: string;
+  matchCidrs: string[];
+};
+
+type ClusterAudit = { now: number; actor: string; sourceIp?: string | null };
+
+function nameTaken(db: Queryable, name: string, exceptId?: number): boolean {
+  const row = db.select({ id: clusters.id }).from(clusters).where(eq(clusters.name, name)).get();
+  return row !== undefined && row.id !== exceptId;
+}
+
+/**
+ * Create a cluster with fresh server and agent tokens (CSPRNG). Exactly one cluster is the
+ * default: a new default takes the flag from the old one, and the first cluster is always it.
+ * Returns undefined when the name is taken.
+ */
+export function createCluster(db: Db, fields: ClusterFields, audit: ClusterAudit): ClusterRow | undefined {
+  return db.transaction(
+    (tx) => {
+      if (nameTaken(tx, fields.name)) return undefined;
+      const hasDefault = tx.select({ id: clusters.id }).from(clusters).where(eq(clusters.isDefault, true)).get() !== undefined;
+      const isDefault = fields.isDefault || !hasDefault;
+      if (isDefault) tx.update(clusters).set({ isDefault: false, updatedAt: audit.now }).where(eq(clusters.isDefault, true)).run();
+      const row = tx
+        .insert(clusters)
+        .values({
+          ...fields,
+          isDefault,
+          serverToken: newClusterSecret(),
+          agentToken: newClusterSecret(),
+          createdAt: audit.now,
+          updatedAt: audit.now,
+        })
+        .returning()
+        .get();
+      recordAudit(tx, {
+        at: audit.now,
+        actor: audit.actor,
+        sourceIp: audit.sourceIp ?? null,
+        action: "cluster.created",
+        clusterId: row.id,
+        detail: { name: row.name, servers: row.servers, is_default: row.isDefault },
+      });
+      return row;
+    },
+    { behavior: "immediate" },
+  );
+}
+
+/** Why a cluster change was refused, for the HTTP layer to turn into its error. */
+export type ClusterUpdateRefusal = "not_found" | "name_taken" | "last_default" | { serversBelowSeats: number };
+
+/**
+ * Change a cluster. `check` runs inside the transaction on the current row (e.g. the seats it
+ * holds) and may refuse. The default flag moves, never disappears.
+ */
+export function updateCluster(
+  db: Db,
+  id: number,
+  change: Partial<ClusterFields>,
+  audit: ClusterAudit,
+  check: (tx: Queryable, current: ClusterRow) => ClusterUpdateRefusal | undefined = () => undefined,
+): ClusterRow | ClusterUpdateRefusal {
+  return db.transaction(
+    (tx): ClusterRow | ClusterUpdateRefusal => {
+      const current = getCluster(tx, id);
+      if (!current) return "not_found";
+      if (change.name !== undefined && nameTaken(tx, change.name, id)) return "name_taken";
+      if (change.isDefault === false && current.isDefault) return "last_default";
+      const refusal = check(tx, current);
+      if (refusal) return refusal;
+      if (change.isDefault === true && !current.isDefault) {
+        tx.update(clusters).set({ isDefault: false, updatedAt: audit.now }).where(eq(clusters.isDefault, true)).run();
+      }
+      const row = tx
+        .update(clusters)
+        .set({ ...change, updatedAt: audit.now })
+        .where(eq(clusters.id, id))
+        .returning()
+        .get();
+      recordAudit(tx, {
+        at: audit.now,
+        actor: audit.actor,
+        sourceIp: audit.sourceIp ?? null,
+        action: "cluster.updated",
+        clusterId: id,
+        detail: { changed: Object.keys(change) },
+      });
+      return row;
+    },
+    { behavior: "immediate" },
+  );
+}
