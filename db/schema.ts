@@ -12,6 +12,15 @@ export type InstallerProfile = {
   initrd_urls: string[];
   kernel_args: string;
   iso_url: string | null;
+  /** Base URL for installer files (paths relative to /artifacts/) that the artifacts folder lacks. */
+  mirror_url?: string | null;
+  /** SSH keys for the installed system's admin user (both kinds). */
+  ssh_authorized_keys?: string[];
+  /** ubuntu-autoinstall: the admin user (default `edgejoin`) and its crypted password; none = SSH keys only. */
+  admin_user?: string;
+  password_hash?: string | null;
+  /** ubuntu-autoinstall: Ubuntu's guided storage layout (default `direct`: the whole largest disk). */
+  storage_layout?: "lvm" | "direct";
 };
 
 export const clusters = sqliteTable("clusters", {
