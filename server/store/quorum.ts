@@ -47,6 +47,8 @@ const preferredServerFreshMs = 60_000;
 
 const serverRoles: SeatRole[] = ["init", "server"];
 
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
 type Outcome<T> = { value: T } | { error: ApiError };
 function unwrap<T>(o: Outcome<T>): T {
   if ("error" in o) throw o.error;
@@ -429,7 +431,8 @@ export type QuorumSeat = {
   hostname: string | null;
   role: SeatRole;
   state: MachineState;
-  since: number;
+  /** When it entered its current state (ISO 8601). */
+  since: string;
   ip: string | null;
   split_brain_risk: boolean;
 };
@@ -464,7 +467,7 @@ export function getQuorum(deps: Deps, clusterId: number) {
         hostname: s.hostname,
         role: s.role!,
         state: s.state,
-        since: s.stateChangedAt,
+        since: iso(s.stateChangedAt)!,
         ip: s.lastIp,
         split_brain_risk: s.splitBrainRisk,
       }));
@@ -483,8 +486,8 @@ export function getQuorum(deps: Deps, clusterId: number) {
             by_state: Object.fromEntries(agents.map((a) => [a.state, Number(a.n)])),
           },
           split_brain_risk: flagged,
-          init_started_at: cluster.initStartedAt,
-          formed_at: cluster.formedAt,
+          init_started_at: iso(cluster.initStartedAt),
+          formed_at: iso(cluster.formedAt),
           ca_hash: cluster.caHash,
         },
       };

@@ -1,0 +1,106 @@
+/**
+ * Clusters admin API: create, list, get, change, and who holds which quorum seat. Admin only.
+ * The k3s tokens are made at creation and never leave edgejoin through this API.
+ */
+import { Hono } from "hono";
+import { z } from "zod";
+import type { AppEnv } from "../context.js";
+import { ApiError } from "../errors.js";
+import { clusterCreate, clusterPatch, type ClusterPatch } from "../quorum/cluster-spec.js";
+import { createCluster, defaultInstaller, getCluster, listClusters, updateCluster, type ClusterFields, type ClusterRow } from "../store/clusters.js";
+import { countServerSeats, getQuorum } from "../store/quorum.js";
+import { validate } from "./middleware/validate.js";
+
+const idParam = z.object({ id: z.string().regex(/^[1-9]\d{0,9}$/, "id must be a positive integer").transform(Number) });
+
+/** A cluster as the API shows it: snake_case, no secrets. */
+function present(c: ClusterRow) {
+  return {
+    id: c.id,
+    name: c.name,
+    servers: c.servers,
+    registration_address: c.registrationAddress,
+    k3s_version: c.k3sVersion,
+    is_default: c.isDefault,
+    installer: c.installer,
+    labels: c.labels,
+    taints: c.taints,
+    hostname_pattern: c.hostnamePattern,
+    match_cidrs: c.matchCidrs,
+    ca_hash: c.caHash,
+    created_at: new Date(c.createdAt).toISOString(),
+    updated_at: new Date(c.updatedAt).toISOString(),
+  };
+}
+
+function toFields(p: ClusterPatch): Partial<ClusterFields> {
+  const f: Partial<ClusterFields> = {};
+  if (p.name !== undefined) f.name = p.name;
+  if (p.servers !== undefined) f.servers = p.servers;
+  if (p.registration_address !== undefined) f.registrationAddress = p.registration_address;
+  if (p.k3s_version !== undefined) f.k3sVersion = p.k3s_version;
+  if (p.is_default !== undefined) f.isDefault = p.is_default;
+  if (p.installer !== undefined) f.installer = p.installer;
+  if (p.labels !== undefined) f.labels = p.labels;
+  if (p.taints !== undefined) f.taints = p.taints;
+  if (p.hostname_pattern !== undefined) f.hostnamePattern = p.hostname_pattern;
+  if (p.match_cidrs !== undefined) f.matchCidrs = p.match_cidrs;
+  return f;
+}
+
+export const clusterRoutes = new Hono<AppEnv>()
+  .get("/api/v1/clusters", (c) => c.json({ clusters: listClusters(c.var.deps.db).map(present) }))
+  .post("/api/v1/clusters", validate("json", clusterCreate), (c) => {
+    const { db, clock, config } = c.var.deps;
+    const body = c.req.valid("json");
+    const row = createCluster(
+      db,
+      {
+        name: body.name,
+        servers: body.servers,
+        registrationAddress: body.registration_address,
+        k3sVersion: body.k3s_version ?? config.k3sVersion,
+        isDefault: body.is_default,
+        installer: body.installer ?? defaultInstaller,
+        labels: body.labels,
+        taints: body.taints,
+        hostnamePattern: body.hostname_pattern,
+        matchCidrs: body.match_cidrs,
+      },
+      { now: clock(), actor: "admin", sourceIp: c.var.sourceIp || null },
+    );
+    if (!row) throw new ApiError("conflict", `a cluster named ${body.name} already exists`);
+    return c.json(present(row), 201);
+  })
+  .get("/api/v1/clusters/:id", validate("param", idParam), (c) => {
+    const { id } = c.req.valid("param");
+    const row = getCluster(c.var.deps.db, id);
+    if (!row) throw new ApiError("not_found", `no cluster ${id}`);
+    return c.json(present(row));
+  })
+  .patch("/api/v1/clusters/:id", validate("param", idParam), validate("json", clusterPatch), (c) => {
+    const { db, clock } = c.var.deps;
+    const { id } = c.req.valid("param");
+    const change = toFields(c.req.valid("json"));
+    const result = updateCluster(db, id, change, { now: clock(), actor: "admin", sourceIp: c.var.sourceIp || null }, (tx) => {
+      if (change.servers === undefined) return undefined;
+      const held = countServerSeats(tx, id);
+      return change.servers < held ? { serversBelowSeats: held } : undefined;
+    });
+    if (result === "not_found") throw new ApiError("not_found", `no cluster ${id}`);
+    if (result === "name_taken") throw new ApiError("conflict", `a cluster named ${change.name} already exists`);
+    if (result === "last_default") {
+      throw new ApiError("validation_failed", "is_default: exactly one cluster is the default; make another cluster the default instead");
+    }
+    if ("serversBelowSeats" in result) {
+      throw new ApiError(
+        "validation_failed",
+        `servers: ${result.serversBelowSeats} machines hold server seats in this cluster; retire servers before lowering the desired count below that`,
+      );
+    }
+    return c.json(present(result));
+  })
+  .get("/api/v1/clusters/:id/quorum", validate("param", idParam), (c) => {
+    const { id } = c.req.valid("param");
+    return c.json(getQuorum(c.var.deps, id));
+  });
