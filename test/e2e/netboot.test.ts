@@ -1,0 +1,137 @@
+/**
+ * End to end with real clients: a UEFI QEMU machine (OVMF's own PXE client, as on a NUC) gets
+ * its address and boot file from the site's dnsmasq configured as the README says, fetches iPXE
+ * from edgejoin's TFTP server, and iPXE, asking DHCP again as `iPXE`, chains to edgejoin's
+ * /boot.ipxe. Everything runs inside network namespaces this test creates.
+ */
+import Database from "better-sqlite3";
+import { randomBytes, randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import {
+  assertLabHost,
+  dhcpMessages,
+  dnsmasqNetbootConf,
+  labFiles,
+  NetLab,
+  openSite,
+  repoRoot,
+  sha256,
+  siteAddressing,
+  tftpTransfers,
+  waitFor,
+  type LogLine,
+} from "../helpers/netlab.js";
+
+/** The example values the README's DHCP section is written for. */
+const readmeSite = { edgejoinAddress: "192.168.1.10", publicUrl: "http://192.168.1.10:8080" };
+
+/** The first fenced block under `### <heading>` inside the README section on DHCP. */
+function readmeBlock(heading: string): string {
+  const readme = readFileSync(join(repoRoot, "README.md"), "utf8");
+  const section = readme.split(/^## /m).find((s) => s.startsWith("Pointing a site's DHCP at edgejoin"));
+  if (!section) throw new Error('README.md has no section "## Pointing a site\'s DHCP at edgejoin"');
+  const sub = section.split(/^### /m).find((s) => s.startsWith(heading));
+  const block = sub && /^```[a-z]*\n([\s\S]*?)^```$/m.exec(sub);
+  if (!block) throw new Error(`README.md's DHCP section has no fenced block under "### ${heading}"`);
+  return block[1]!;
+}
+
+describe("site DHCP configuration in the README", () => {
+  it("README's dnsmasq example → exactly the netboot lines the lab's dnsmasq runs", () => {
+    expect(readmeBlock("dnsmasq")).toBe(dnsmasqNetbootConf(readmeSite));
+  });
+});
+
+describe("netboot with real firmware", () => {
+  let lab: NetLab | undefined;
+  afterAll(async () => {
+    await lab?.close();
+  });
+
+  it("UEFI machine PXE-boots via the site's dnsmasq → snponly.efi byte-exact over TFTP, iPXE chains to /boot.ipxe, stored as discovered, served the installer", async () => {
+    assertLabHost();
+    lab = await NetLab.open();
+    const machine = { mac: "52:54:00:e7:00:01", serial: `EJ-E2E-${randomBytes(3).toString("hex").toUpperCase()}`, uuid: randomUUID() };
+    let passed = false;
+    try {
+      const site = await openSite(lab, { machines: 1 });
+      const capture = await lab.capture(site.lan, site.taps[0]!, "tap0");
+      const vm = await lab.machine({
+        name: "uefi-1",
+        ns: site.lan,
+        tap: site.taps[0]!,
+        mac: machine.mac,
+        firmware: "uefi",
+        smbios: { serial: machine.serial, uuid: machine.uuid, manufacturer: "edgejoin lab", product: "e2e netboot" },
+      });
+      const log = () => site.edgejoin.logLines();
+      const requests = () => log().filter((l): l is LogLine & { path: string; status: number } => l.msg === "request");
+      const deadProcess = () => site.edgejoin.process.death() ?? vm.process.death() ?? site.dnsmasq?.death();
+
+      // The install script names the cluster's kernel: iPXE fetching it proves it ran that script.
+      const kernelUrl = `${site.publicUrl}/artifacts/ubuntu/casper/vmlinuz`;
+      await waitFor(`${vm.name} to run the installer script (fetch ${kernelUrl})`, () => (vm.serial().includes(`${kernelUrl}...`) ? true : undefined), {
+        timeoutMs: 120_000,
+        intervalMs: 250,
+        failIf: deadProcess,
+      });
+      lab.timeline.mark(`${vm.name}: installer script ran (kernel fetch on its console)`);
+      await vm.stop();
+      const packets = await capture.stop();
+
+      // DHCP: firmware (no user-class, arch 7) → snponly.efi from edgejoin; iPXE (user-class iPXE) → /boot.ipxe.
+      const dhcp = dhcpMessages(packets).filter((m) => m.chaddr === machine.mac);
+      const firmwareRequest = dhcp.find((m) => m.fromClient && m.userClass === undefined);
+      expect(firmwareRequest?.clientArch, "firmware's DHCP option 93").toBe(7);
+      const acks = dhcp.filter((m) => !m.fromClient && m.type === 5);
+      const firmwareAck = acks[0];
+      expect(firmwareAck?.bootFile, "boot file dnsmasq gave the firmware").toBe("snponly.efi");
+      expect(firmwareAck?.siaddr, "next-server dnsmasq gave the firmware").toBe(siteAddressing.edgejoin);
+      const ipxeRequest = dhcp.find((m) => m.fromClient && m.userClass === "iPXE");
+      expect(ipxeRequest, "a DHCP request from iPXE (user-class iPXE)").toBeDefined();
+      const ipxeAck = acks.find((m) => m.at > ipxeRequest!.at);
+      expect(ipxeAck?.bootFile, "boot file dnsmasq gave iPXE").toBe(`${site.publicUrl}/boot.ipxe`);
+      lab.timeline.mark(`${vm.name}: firmware DHCP discover`, firmwareRequest!.at);
+      lab.timeline.mark(`${vm.name}: firmware DHCP ack (snponly.efi)`, firmwareAck!.at);
+      lab.timeline.mark(`${vm.name}: iPXE DHCP ack (/boot.ipxe)`, ipxeAck!.at);
+
+      // TFTP: what went over the wire, reassembled, equals Debian's snponly.efi byte for byte.
+      const expected = readFileSync(join(labFiles.ipxeDir, "snponly.efi"));
+      const transfers = tftpTransfers(packets).filter((t) => t.clientMac === machine.mac && t.file === "snponly.efi");
+      const full = transfers.find((t) => t.complete);
+      expect(full, `a complete TFTP transfer of snponly.efi (saw ${transfers.length}: ${JSON.stringify(transfers.map((t) => ({ complete: t.complete, bytes: t.data.length, error: t.error })))})`).toBeDefined();
+      expect(full!.server).toBe(siteAddressing.edgejoin);
+      expect(full!.data.length).toBe(expected.length);
+      expect(sha256(full!.data)).toBe(sha256(expected));
+      lab.timeline.mark(`${vm.name}: TFTP snponly.efi started`, full!.startedAt);
+      lab.timeline.mark(`${vm.name}: TFTP snponly.efi done (${full!.data.length} bytes)`, full!.endedAt);
+      // edgejoin's own account of the transfer agrees on the size.
+      const served = log().filter((l) => l.file === "snponly.efi" && typeof l.bytes === "number" && String(l.client).startsWith(`${firmwareAck!.yiaddr}:`));
+      expect(served.map((l) => l.bytes), `edgejoin's log of snponly.efi transfers to ${firmwareAck!.yiaddr}`).toEqual([expected.length]);
+
+      // HTTP: the bare chain, then the identified request that answered the install script.
+      const boots = requests().filter((r) => r.path === "/boot.ipxe" && r.status === 200);
+      expect(boots.length, "GET /boot.ipxe answered 200 (bare chain, then with identity)").toBeGreaterThanOrEqual(2);
+      lab.timeline.mark(`${vm.name}: GET /boot.ipxe (chain)`, boots[0]!.time);
+      lab.timeline.mark(`${vm.name}: GET /boot.ipxe?mac=… (installer script)`, boots[1]!.time);
+      expect(vm.serial()).toContain(`edgejoin: installing ${machine.mac} for cluster default`);
+
+      // The machine as edgejoin stored it: discovered, with the identity QEMU was given.
+      const db = new Database(site.edgejoin.dbFile, { readonly: true, fileMustExist: true });
+      try {
+        const row = db.prepare("select mac, serial, uuid, state, platform, arch from machines where mac = ?").get(machine.mac);
+        expect(row).toEqual({ mac: machine.mac, serial: machine.serial, uuid: machine.uuid, state: "discovered", platform: "efi", arch: "x86_64" });
+      } finally {
+        db.close();
+      }
+      passed = true;
+    } finally {
+      const timeline = lab.timeline.format();
+      if (!passed) console.error(`netboot lab: logs, serial console and capture kept in ${lab.keep("netboot")}\n${timeline}`);
+      else console.info(`netboot lab timeline:\n${timeline}`);
+      await lab.close();
+    }
+  }, 180_000);
+});
