@@ -12,6 +12,10 @@ import type { AppEnv, Clock, Deps } from "./context.js";
 import { ApiError, handleError } from "./errors.js";
 import { bootRoutes } from "./http/boot.js";
 import { healthRoutes } from "./http/health.js";
+import { wellKnownRoutes } from "./http/well-known.js";
+import { enrollRoutes } from "./http/enroll.js";
+import { nodeRoutes } from "./http/node.js";
+import { adminRoutes } from "./http/admin.js";
 import { IpxeRenderer } from "./render/ipxe.js";
 import { TemplateSet } from "./render/templates.js";
 import { Keyring } from "./enrollment/keyring.js";
@@ -70,6 +74,10 @@ export function createApp(input: AppInput | Deps) {
 
   app.route("/", healthRoutes);
   app.route("/", bootRoutes);
+  app.route("/", wellKnownRoutes);
+  app.route("/", enrollRoutes);
+  app.route("/", nodeRoutes);
+  app.route("/", adminRoutes);
 
   app.notFound(() => {
     throw new ApiError("not_found", "no such route");

@@ -9,6 +9,8 @@ import { openDb } from "../db/client.js";
 import { createApp, makeDeps } from "./app.js";
 import { ConfigError, loadConfig, type Config } from "./config.js";
 import { ensureDefaultCluster } from "./store/clusters.js";
+import { ensureAdminToken } from "./store/admin-token.js";
+import { loadKeyring } from "./store/keys.js";
 import { describeBootFiles, startTftpServer, type TftpServer } from "./tftp/server.js";
 
 /** Print one line and exit: how every start-up failure an operator can fix is reported. */
@@ -42,7 +44,26 @@ export async function serve(env: Record<string, string | undefined> = process.en
   const db = openDb(`${config.dataDir}/edgejoin.db`);
   ensureDefaultCluster(db, { k3sVersion: config.k3sVersion, now: Date.now() });
 
-  const deps = makeDeps({ db, config, logger });
+  const keys = loadKeyring(db, {
+    dataDir: config.dataDir,
+    now: Date.now(),
+    maxTokenLifetimeMs: Math.max(config.tokenTtlMs, config.credentialTtlMs),
+  });
+  if (keys.created) logger.info({ kid: keys.created }, "made a new Ed25519 signing key");
+  if (keys.lostPrivateKey) {
+    logger.warn({ kid: keys.lostPrivateKey.kid, reason: keys.lostPrivateKey.reason }, "the active signing key's private file is unusable; retired it and made a new one");
+  }
+  if (keys.pruned.length > 0) logger.info({ kids: keys.pruned }, "dropped retired signing keys whose tokens have all expired");
+  const admin = ensureAdminToken(db, { configured: config.adminToken, now: Date.now() });
+  if (admin.created) {
+    // Shown once, straight to stderr and never through the logger: only its hash is kept.
+    process.stderr.write(
+      `\nedgejoin: no EDGEJOIN_ADMIN_TOKEN was set, so this first start made an admin token.\n` +
+        `edgejoin: it is shown only now; keep it (it is stored hashed and cannot be shown again):\n\n    ${admin.created}\n\n`,
+    );
+  }
+
+  const deps = makeDeps({ db, config, logger, keyring: keys.keyring, adminTokenHash: admin.hash });
   const app = createApp(deps);
 
   const bootFiles = describeBootFiles(config.bootDir, config.ipxeDir);

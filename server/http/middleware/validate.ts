@@ -5,8 +5,20 @@
  * miss → 422 `validation_failed` with the issues in `details`.
  */
 import type { Context, Env, MiddlewareHandler, ValidationTargets } from "hono";
+import { bodyLimit } from "hono/body-limit";
 import type { z } from "zod";
 import { ApiError } from "../../errors.js";
+
+/** The largest JSON body any edgejoin API takes; enroll facts of a big machine are a few KiB. */
+export const maxJsonBodyBytes = 64 * 1024;
+
+/** Refuse bodies over `maxJsonBodyBytes` with 413 `body_too_large` before anything reads them. */
+export const limitJsonBody = bodyLimit({
+  maxSize: maxJsonBodyBytes,
+  onError: () => {
+    throw new ApiError("body_too_large", `the request body is larger than ${maxJsonBodyBytes / 1024} KiB`);
+  },
+});
 
 /** An issue as clients see it: where, and what is wrong; never the offending value. */
 export type ValidationIssue = { path: string; message: string };
@@ -23,11 +35,13 @@ async function readTarget(c: Context, target: keyof ValidationTargets): Promise<
     case "json": {
       // hono's own json validator yields {} for a wrong content type and a bare HTTPException for
       // bad JSON; read the body here so both get a clear, stable answer.
+      const text = await c.req.text();
+      // An empty body is an empty object: `POST .../approve` with nothing to say is fine.
+      if (text.trim() === "") return {};
       const type = (c.req.header("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
       if (!/^application\/([\w.-]+\+)?json$/.test(type)) {
         throw new ApiError("invalid_json", "the request body must be JSON (content-type: application/json)");
       }
-      const text = await c.req.text();
       try {
         return JSON.parse(text) as unknown;
       } catch {

@@ -1,0 +1,149 @@
+/**
+ * The enrollment rules, over plain records: what a machine may send, whether a verified
+ * bootstrap token and the machine we know agree, and which state enrolling leads to.
+ * Pure: zod only; the store applies the decision inside one transaction.
+ */
+import { z } from "zod";
+import type { MachineState } from "../../db/schema.js";
+import { ipxeWord, macText, smbiosText, uuidText } from "../identity.js";
+import type { BootstrapClaims } from "./tokens.js";
+
+const disk = z.object({
+  name: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, "a device name such as sda or nvme0n1"),
+  size_bytes: z.number().int().nonnegative(),
+  model: smbiosText.optional(),
+  serial: smbiosText.optional(),
+  rotational: z.boolean().optional(),
+});
+
+/**
+ * Hardware facts the agent reports. The named ones are typed because admins and policies rely on
+ * them; other keys are kept as sent (the 64 KiB body cap bounds them).
+ */
+export const machineFacts = z
+  .object({
+    cpu_count: z.number().int().min(1).max(65_536).optional(),
+    memory_bytes: z.number().int().nonnegative().optional(),
+    disks: z.array(disk).max(128).optional(),
+    manufacturer: smbiosText.optional(),
+    product: smbiosText.optional(),
+  })
+  .catchall(z.unknown());
+
+/** Reported hostnames are facts (the node name is decided at approval), so only sanity-checked. */
+const reportedHostname = z.string().regex(/^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})?$/, "hostname must be letters, digits, '.' and '-'");
+
+/** `POST /api/v1/enroll` body. Identity fields are normalized exactly as boot requests are. */
+export const enrollRequest = z
+  .object({
+    token: z.string().min(1).max(4096),
+    mac: macText,
+    uuid: z.union([z.literal(""), uuidText]).optional(),
+    serial: smbiosText.optional(),
+    hostname: reportedHostname.optional(),
+    ip: z.union([z.ipv4(), z.ipv6()]).optional(),
+    arch: z.union([z.literal(""), ipxeWord]).optional(),
+    facts: machineFacts.optional(),
+  })
+  .strict();
+
+/** A validated enroll body. */
+export type EnrollRequest = z.output<typeof enrollRequest>;
+
+/** The machine as enrollment needs to see it. */
+export type KnownMachine = {
+  id: number;
+  mac: string;
+  uuid: string | null;
+  serial: string | null;
+  state: MachineState;
+  clusterId: number | null;
+};
+
+// Firmware that never had SMBIOS filled in reports these; they identify nothing and must neither
+// trigger nor hide an identity conflict.
+const placeholderUuids = new Set(["00000000-0000-0000-0000-000000000000", "ffffffff-ffff-ffff-ffff-ffffffffffff", "03000200-0400-0500-0006-000700080009"]);
+const placeholderSerials = /^(|0+|none|n\/a|na|default string|to be filled by o\.e\.m\.|not specified|not applicable|system serial number|chassis serial number|123456789|serial)$/i;
+
+/** A UUID that actually identifies a machine, or undefined for empty and well-known placeholders. */
+export function meaningfulUuid(uuid: string | null | undefined): string | undefined {
+  const u = uuid?.trim().toLowerCase();
+  return u && !placeholderUuids.has(u) ? u : undefined;
+}
+
+/** A serial that actually identifies a machine, or undefined for empty and vendor placeholders. */
+export function meaningfulSerial(serial: string | null | undefined): string | undefined {
+  const s = serial?.trim();
+  return s && !placeholderSerials.test(s) ? s : undefined;
+}
+
+/** Why an otherwise valid enroll is refused (codes match server/errors.ts). */
+export type EnrollRefusal = {
+  code: "mac_mismatch" | "cluster_mismatch" | "identity_conflict";
+  message: string;
+  detail: Record<string, unknown>;
+};
+
+/** What enrolling does to the machine. */
+export type EnrollDecision =
+  | { kind: "refuse"; refusal: EnrollRefusal }
+  | { kind: "enroll"; clusterId: number; nextState: MachineState; stateChanged: boolean };
+
+/**
+ * Decide an enroll whose token already verified. `machine` is the row with the body's MAC, if
+ * any; `tokenClusterExists` says whether the token's cluster is still there; `preApproved` is
+ * true when a pre-registration (or auto-approve policy) matches the machine.
+ */
+export function decideEnrollment(o: {
+  claims: BootstrapClaims;
+  request: Pick<EnrollRequest, "mac" | "uuid" | "serial">;
+  machine: KnownMachine | undefined;
+  tokenClusterExists: boolean;
+  preApproved: boolean;
+}): EnrollDecision {
+  const { claims, request, machine } = o;
+  if (claims.mac !== request.mac) {
+    return {
+      kind: "refuse",
+      refusal: { code: "mac_mismatch", message: "the bootstrap token was issued for another MAC address", detail: { token_mac: claims.mac } },
+    };
+  }
+  const clusterId = machine?.clusterId ?? claims.clusterId;
+  if (clusterId !== claims.clusterId || !o.tokenClusterExists) {
+    return {
+      kind: "refuse",
+      refusal: {
+        code: "cluster_mismatch",
+        message: o.tokenClusterExists ? "the bootstrap token was issued for another cluster than this machine's" : "the bootstrap token's cluster no longer exists",
+        detail: { token_cluster_id: claims.clusterId, machine_cluster_id: machine?.clusterId ?? null },
+      },
+    };
+  }
+  if (machine) {
+    const conflicts: Record<string, { known: string; reported: string }> = {};
+    const knownUuid = meaningfulUuid(machine.uuid);
+    const sentUuid = meaningfulUuid(request.uuid);
+    if (knownUuid && sentUuid && knownUuid !== sentUuid) conflicts.uuid = { known: knownUuid, reported: sentUuid };
+    const knownSerial = meaningfulSerial(machine.serial);
+    const sentSerial = meaningfulSerial(request.serial);
+    if (knownSerial && sentSerial && knownSerial !== sentSerial) conflicts.serial = { known: knownSerial, reported: sentSerial };
+    if (Object.keys(conflicts).length > 0) {
+      return {
+        kind: "refuse",
+        refusal: {
+          code: "identity_conflict",
+          message: `MAC ${machine.mac} is known with a different ${Object.keys(conflicts).join(" and ")}: an admin must look at this machine`,
+          detail: conflicts,
+        },
+      };
+    }
+  }
+  // Only a first enroll moves the machine; re-enrolling after a reinstall keeps whatever an admin
+  // or the quorum decided since.
+  const current = machine?.state;
+  if (current === undefined || current === "discovered") {
+    const nextState: MachineState = o.preApproved ? "approved" : "pending";
+    return { kind: "enroll", clusterId, nextState, stateChanged: true };
+  }
+  return { kind: "enroll", clusterId, nextState: current, stateChanged: false };
+}

@@ -1,0 +1,69 @@
+/**
+ * The node agent's API, behind its node credential: `GET /api/v1/node/config` (wait, stop, or
+ * the role's config) and `POST /api/v1/node/events` (progress reports).
+ */
+import { Hono, type Context } from "hono";
+import { z } from "zod";
+import type { AppEnv, Deps, MachineRow } from "../context.js";
+import { ApiError } from "../errors.js";
+import { recordAgentEvent } from "../store/nodes.js";
+import { nodeAuth } from "./middleware/node-auth.js";
+import { limitJsonBody, validate } from "./middleware/validate.js";
+
+/** Seconds an agent waits before asking again while a human decides. */
+const pendingRetryAfter = 30;
+
+/** What the config handler answers for an approved machine: wait with a reason, or the config. */
+type NodeConfigDecision = { kind: "wait"; reason: string; retryAfter: number } | { kind: "config"; body: Record<string, unknown> };
+
+/**
+ * Seam for the quorum: replaced by `resolveNodeConfig` from server/store/quorum.ts, which gives
+ * approved machines their role. Until then an approved machine waits for one.
+ */
+function resolveNodeConfig(_deps: Deps, machine: MachineRow): NodeConfigDecision {
+  if (machine.state === "failed") throw new ApiError("seat_revoked", "this machine's quorum seat was taken back; an admin must look at it");
+  return { kind: "wait", reason: "waiting_for_role", retryAfter: pendingRetryAfter };
+}
+
+function wait(c: Context<AppEnv>, machine: MachineRow, reason: string, retryAfter: number) {
+  c.header("retry-after", String(retryAfter));
+  return c.json({ state: machine.state, reason, retry_after: retryAfter }, 202);
+}
+
+/** Refuse a machine an admin turned away; the agent stops on these codes. */
+function refuseStopped(machine: MachineRow): void {
+  if (machine.state === "rejected") throw new ApiError("machine_rejected", "an admin rejected this machine; the agent should stop");
+  if (machine.state === "retired") throw new ApiError("machine_retired", "this machine was retired from its cluster; the agent should stop");
+}
+
+const nodeEvent = z
+  .object({
+    type: z.enum(["installing", "k3s-started", "ready", "failed"]),
+    detail: z.string().max(4096).optional(),
+    ca_hash: z
+      .string()
+      .regex(/^[0-9a-fA-F]{64}$/, "ca_hash must be the hex SHA-256 of the server CA certificate")
+      .transform((v) => v.toLowerCase())
+      .optional(),
+  })
+  .strict();
+
+export const nodeRoutes = new Hono<AppEnv>()
+  .get("/api/v1/node/config", nodeAuth, (c) => {
+    const machine = c.var.machine;
+    refuseStopped(machine);
+    if (machine.state === "discovered" || machine.state === "pending") return wait(c, machine, "pending_approval", pendingRetryAfter);
+    const decision = resolveNodeConfig(c.var.deps, machine);
+    if (decision.kind === "wait") return wait(c, machine, decision.reason, decision.retryAfter);
+    return c.json(decision.body, 200);
+  })
+  .post("/api/v1/node/events", limitJsonBody, nodeAuth, validate("json", nodeEvent), (c) => {
+    const machine = c.var.machine;
+    refuseStopped(machine);
+    const body = c.req.valid("json");
+    const { db, clock, logger } = c.var.deps;
+    const event = recordAgentEvent(db, machine.id, { type: body.type, detail: body.detail, caHash: body.ca_hash }, clock());
+    // Seam for the quorum: its recordNodeEvent hook applies k3s-started/ready/failed to the seat here.
+    logger.info({ machineId: machine.id, type: event.type }, "node event");
+    return c.json({ id: event.id, type: event.type }, 202);
+  });

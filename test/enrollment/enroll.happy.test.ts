@@ -1,0 +1,92 @@
+import { describe, expect, it } from "vitest";
+import { eq } from "drizzle-orm";
+import { decodeJwt } from "jose";
+import { auditEvents, machines, usedTokens } from "../../db/schema.js";
+import { makeTestApp } from "../helpers/app.js";
+import { admin, bootQuery, discoverAndEnroll, enroll, facts, getWith, mac, postJson, serial, tokenFor, uuid } from "./fixtures.js";
+
+describe("POST /api/v1/enroll", () => {
+  it("discovered machine with a valid token → 201 pending, node credential, jti spent, audit", async () => {
+    const t = makeTestApp();
+    await t.app.request(`/boot.ipxe?${bootQuery}`);
+    const { token, jti } = await tokenFor(t);
+    const res = await enroll(t, token);
+    expect(res.status).toBe(201);
+    const body = (await res.json()) as { node_id: number; state: string; credential: string };
+    const [m] = t.db.select().from(machines).all();
+    expect(body).toMatchObject({ node_id: m!.id, state: "pending" });
+    expect(decodeJwt(body.credential)).toMatchObject({ aud: "edgejoin:node", sub: String(m!.id), gen: 0 });
+    expect(m).toMatchObject({ mac, uuid, serial, state: "pending", clusterId: 1, hostname: null });
+    expect(m!.facts).toMatchObject({ ...facts, hostname: "ubuntu", ip: "10.77.0.50" });
+    expect(t.db.select().from(usedTokens).where(eq(usedTokens.jti, jti)).all()).toHaveLength(1);
+    const audit = t.db.select().from(auditEvents).where(eq(auditEvents.action, "machine.enrolled")).all();
+    expect(audit).toHaveLength(1);
+    expect(audit[0]!.detail).toMatchObject({ from: "discovered", to: "pending" });
+    expect(JSON.stringify(t.db.select().from(auditEvents).all())).not.toContain(token);
+  });
+
+  it("machine never seen before → created pending in the token's cluster", async () => {
+    const t = makeTestApp();
+    const { token } = await tokenFor(t);
+    const res = await enroll(t, token);
+    expect(res.status).toBe(201);
+    const [m] = t.db.select().from(machines).all();
+    expect(m).toMatchObject({ mac, state: "pending", clusterId: 1, product: "NUC13ANHi5", arch: "x86_64" });
+  });
+
+  it("reinstall: same machine, fresh token → same node id, state kept, no duplicate", async () => {
+    const t = makeTestApp();
+    const first = await discoverAndEnroll(t);
+    t.db.update(machines).set({ state: "approved" }).where(eq(machines.id, first.node_id)).run();
+    t.clock.advance(3_600_000);
+    const { token } = await tokenFor(t);
+    const res = await enroll(t, token);
+    expect(res.status).toBe(201);
+    expect(await res.json()).toMatchObject({ node_id: first.node_id, state: "approved" });
+    expect(t.db.select().from(machines).all()).toHaveLength(1);
+  });
+
+  it("machine booted with placeholder SMBIOS, agent reports real uuid → filled in, no conflict", async () => {
+    const t = makeTestApp();
+    await t.app.request("/boot.ipxe?mac=52:54:00:12:34:56&uuid=00000000-0000-0000-0000-000000000000&serial=");
+    const { token } = await tokenFor(t);
+    expect((await enroll(t, token)).status).toBe(201);
+    expect(t.db.select().from(machines).get()).toMatchObject({ uuid, serial });
+  });
+});
+
+describe("node credential", () => {
+  it("pending machine → GET /api/v1/node/config answers 202 pending_approval with retry_after", async () => {
+    const t = makeTestApp();
+    const { credential } = await discoverAndEnroll(t);
+    const res = await getWith(t, "/api/v1/node/config", credential);
+    expect(res.status).toBe(202);
+    expect(res.headers.get("retry-after")).toBe("30");
+    expect(await res.json()).toEqual({ state: "pending", reason: "pending_approval", retry_after: 30 });
+  });
+
+  it("approved machine → 202 waiting_for_role until the quorum assigns one", async () => {
+    const t = makeTestApp();
+    const { node_id, credential } = await discoverAndEnroll(t);
+    expect((await postJson(t, `/api/v1/nodes/${node_id}/approve`, {}, admin)).status).toBe(200);
+    const res = await getWith(t, "/api/v1/node/config", credential);
+    expect(res.status).toBe(202);
+    expect(await res.json()).toMatchObject({ state: "approved", reason: "waiting_for_role" });
+  });
+
+  it("agent posts events → 202, stored with source agent, listed newest first for admins", async () => {
+    const t = makeTestApp();
+    const { node_id, credential } = await discoverAndEnroll(t);
+    const auth = { authorization: `Bearer ${credential}` };
+    expect((await postJson(t, "/api/v1/node/events", { type: "installing" }, auth)).status).toBe(202);
+    t.clock.advance(1000);
+    const hash = "AB".repeat(32);
+    expect((await postJson(t, "/api/v1/node/events", { type: "ready", detail: "k3s is up", ca_hash: hash }, auth)).status).toBe(202);
+    const res = await t.app.request(`/api/v1/nodes/${node_id}/events`, { headers: admin });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { events: Array<Record<string, unknown>>; audit: Array<Record<string, unknown>> };
+    expect(body.events.map((e) => e.type)).toEqual(["ready", "installing"]);
+    expect(body.events[0]).toMatchObject({ source: "agent", detail: "k3s is up", ca_hash: "ab".repeat(32) });
+    expect(body.audit.map((a) => a.action)).toContain("machine.enrolled");
+  });
+});
