@@ -85,6 +85,26 @@ export const installerProfile = z
     initrd_urls: z.array(ipxeToken).min(1, "installer.initrd_urls needs at least one initrd").max(8),
     kernel_args: kernelArgs.default(""),
     iso_url: ipxeToken.nullable().default(null),
+    mirror_url: ipxeToken
+      .refine((u) => /^https?:\/\/[^/]+/.test(u), "installer.mirror_url must be an http:// or https:// URL")
+      .nullable()
+      .optional(),
+    ssh_authorized_keys: z
+      .array(
+        z
+          .string()
+          .max(16_384)
+          .regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-[a-z0-9@.-]+) [A-Za-z0-9+/=]+( [\x20-\x7e]*)?$/, "installer.ssh_authorized_keys entries must be one OpenSSH public key line each"),
+      )
+      .max(32)
+      .optional(),
+    admin_user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, "installer.admin_user must be a Linux user name").optional(),
+    password_hash: z
+      .string()
+      .regex(/^\$(1|5|6|y|2[aby])\$[./A-Za-z0-9$=]+$/, "installer.password_hash must be a crypt(3) hash such as $6$... (never a plain password)")
+      .nullable()
+      .optional(),
+    storage_layout: z.enum(["lvm", "direct"], { error: "installer.storage_layout must be lvm or direct" }).optional(),
   })
   .strict();
 

@@ -22,6 +22,7 @@ import {
   majority,
   quorumHealth,
   retryAfterSeconds,
+  type QuorumHealth,
   type QuorumView,
   type SeatHolder,
   type SeatRole,
@@ -437,13 +438,31 @@ export type QuorumSeat = {
   split_brain_risk: boolean;
 };
 
+/** `GET /api/v1/clusters/:id/quorum`. */
+export type QuorumReport = {
+  cluster_id: number;
+  name: string;
+  /** `split_brain_risk` when any machine is flagged, else the servers' health. */
+  health: QuorumHealth | "split_brain_risk";
+  servers_health: QuorumHealth;
+  servers_desired: number;
+  servers_ready: number;
+  majority: number;
+  servers: QuorumSeat[];
+  agents: { total: number; by_state: Record<string, number> };
+  split_brain_risk: number[];
+  init_started_at: string | null;
+  formed_at: string | null;
+  ca_hash: string | null;
+};
+
 /** The quorum of a cluster: servers (init first), agents count, health. Expired leases are taken back first. */
-export function getQuorum(deps: Deps, clusterId: number) {
+export function getQuorum(deps: Deps, clusterId: number): QuorumReport {
   const now = deps.clock();
   const outcome = deps.db.transaction(
-    (tx) => {
+    (tx): Outcome<QuorumReport> => {
       const cluster0 = getClusterRow(tx, clusterId);
-      if (!cluster0) return { error: new ApiError("not_found", `no cluster ${clusterId}`) } as const;
+      if (!cluster0) return { error: new ApiError("not_found", `no cluster ${clusterId}`) };
       sweepLeases(tx, clusterId, now, deps.config.roleLeaseMs);
       const cluster = getClusterRow(tx, clusterId)!;
       const servers = serverHolders(tx, clusterId).sort((a, b) => (a.role === "init" ? -1 : b.role === "init" ? 1 : 0));
