@@ -16,6 +16,7 @@ import { wellKnownRoutes } from "./http/well-known.js";
 import { enrollRoutes } from "./http/enroll.js";
 import { nodeRoutes } from "./http/node.js";
 import { adminRoutes } from "./http/admin.js";
+import { clusterRoutes } from "./http/clusters.js";
 import { IpxeRenderer } from "./render/ipxe.js";
 import { TemplateSet } from "./render/templates.js";
 import { Keyring } from "./enrollment/keyring.js";
@@ -78,6 +79,7 @@ export function createApp(input: AppInput | Deps) {
   app.route("/", enrollRoutes);
   app.route("/", nodeRoutes);
   app.route("/", adminRoutes);
+  app.route("/", clusterRoutes);
 
   app.notFound(() => {
     throw new ApiError("not_found", "no such route");

@@ -9,7 +9,8 @@ import { ApiError } from "../errors.js";
 import { clusterCreate, clusterPatch, type ClusterPatch } from "../quorum/cluster-spec.js";
 import { createCluster, defaultInstaller, getCluster, listClusters, updateCluster, type ClusterFields, type ClusterRow } from "../store/clusters.js";
 import { countServerSeats, getQuorum } from "../store/quorum.js";
-import { validate } from "./middleware/validate.js";
+import { adminActor, adminAuth } from "./middleware/admin-auth.js";
+import { limitJsonBody, validate } from "./middleware/validate.js";
 
 const idParam = z.object({ id: z.string().regex(/^[1-9]\d{0,9}$/, "id must be a positive integer").transform(Number) });
 
@@ -49,8 +50,8 @@ function toFields(p: ClusterPatch): Partial<ClusterFields> {
 }
 
 export const clusterRoutes = new Hono<AppEnv>()
-  .get("/api/v1/clusters", (c) => c.json({ clusters: listClusters(c.var.deps.db).map(present) }))
-  .post("/api/v1/clusters", validate("json", clusterCreate), (c) => {
+  .get("/api/v1/clusters", adminAuth, (c) => c.json({ clusters: listClusters(c.var.deps.db).map(present) }))
+  .post("/api/v1/clusters", limitJsonBody, adminAuth, validate("json", clusterCreate), (c) => {
     const { db, clock, config } = c.var.deps;
     const body = c.req.valid("json");
     const row = createCluster(
@@ -67,22 +68,22 @@ export const clusterRoutes = new Hono<AppEnv>()
         hostnamePattern: body.hostname_pattern,
         matchCidrs: body.match_cidrs,
       },
-      { now: clock(), actor: "admin", sourceIp: c.var.sourceIp || null },
+      { now: clock(), actor: adminActor, sourceIp: c.var.sourceIp || null },
     );
     if (!row) throw new ApiError("conflict", `a cluster named ${body.name} already exists`);
     return c.json(present(row), 201);
   })
-  .get("/api/v1/clusters/:id", validate("param", idParam), (c) => {
+  .get("/api/v1/clusters/:id", adminAuth, validate("param", idParam), (c) => {
     const { id } = c.req.valid("param");
     const row = getCluster(c.var.deps.db, id);
     if (!row) throw new ApiError("not_found", `no cluster ${id}`);
     return c.json(present(row));
   })
-  .patch("/api/v1/clusters/:id", validate("param", idParam), validate("json", clusterPatch), (c) => {
+  .patch("/api/v1/clusters/:id", limitJsonBody, adminAuth, validate("param", idParam), validate("json", clusterPatch), (c) => {
     const { db, clock } = c.var.deps;
     const { id } = c.req.valid("param");
     const change = toFields(c.req.valid("json"));
-    const result = updateCluster(db, id, change, { now: clock(), actor: "admin", sourceIp: c.var.sourceIp || null }, (tx) => {
+    const result = updateCluster(db, id, change, { now: clock(), actor: adminActor, sourceIp: c.var.sourceIp || null }, (tx) => {
       if (change.servers === undefined) return undefined;
       const held = countServerSeats(tx, id);
       return change.servers < held ? { serversBelowSeats: held } : undefined;
@@ -100,7 +101,7 @@ export const clusterRoutes = new Hono<AppEnv>()
     }
     return c.json(present(result));
   })
-  .get("/api/v1/clusters/:id/quorum", validate("param", idParam), (c) => {
+  .get("/api/v1/clusters/:id/quorum", adminAuth, validate("param", idParam), (c) => {
     const { id } = c.req.valid("param");
     return c.json(getQuorum(c.var.deps, id));
   });

@@ -4,26 +4,15 @@
  */
 import { Hono, type Context } from "hono";
 import { z } from "zod";
-import type { AppEnv, Deps, MachineRow } from "../context.js";
+import type { AppEnv, MachineRow } from "../context.js";
 import { ApiError } from "../errors.js";
 import { recordAgentEvent } from "../store/nodes.js";
+import { recordNodeEvent, resolveNodeConfig } from "../store/quorum.js";
 import { nodeAuth } from "./middleware/node-auth.js";
 import { limitJsonBody, validate } from "./middleware/validate.js";
 
 /** Seconds an agent waits before asking again while a human decides. */
 const pendingRetryAfter = 30;
-
-/** What the config handler answers for an approved machine: wait with a reason, or the config. */
-type NodeConfigDecision = { kind: "wait"; reason: string; retryAfter: number } | { kind: "config"; body: Record<string, unknown> };
-
-/**
- * Seam for the quorum: replaced by `resolveNodeConfig` from server/store/quorum.ts, which gives
- * approved machines their role. Until then an approved machine waits for one.
- */
-function resolveNodeConfig(_deps: Deps, machine: MachineRow): NodeConfigDecision {
-  if (machine.state === "failed") throw new ApiError("seat_revoked", "this machine's quorum seat was taken back; an admin must look at it");
-  return { kind: "wait", reason: "waiting_for_role", retryAfter: pendingRetryAfter };
-}
 
 function wait(c: Context<AppEnv>, machine: MachineRow, reason: string, retryAfter: number) {
   c.header("retry-after", String(retryAfter));
@@ -63,7 +52,8 @@ export const nodeRoutes = new Hono<AppEnv>()
     const body = c.req.valid("json");
     const { db, clock, logger } = c.var.deps;
     const event = recordAgentEvent(db, machine.id, { type: body.type, detail: body.detail, caHash: body.ca_hash }, clock());
-    // Seam for the quorum: its recordNodeEvent hook applies k3s-started/ready/failed to the seat here.
     logger.info({ machineId: machine.id, type: event.type }, "node event");
+    // The quorum applies k3s-started/ready/failed to the seat; a report from a revoked seat is flagged and refused (403).
+    recordNodeEvent(c.var.deps, machine, { type: body.type, detail: body.detail, caHash: body.ca_hash });
     return c.json({ id: event.id, type: event.type }, 202);
   });
