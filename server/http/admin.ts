@@ -13,6 +13,7 @@ import { listAudit } from "../store/audit.js";
 import { rotateSigningKey } from "../store/keys.js";
 import { getMachine } from "../store/machines.js";
 import { approveMachine, listMachines, listNodeEvents, rejectMachine } from "../store/nodes.js";
+import { retireMachine } from "../store/quorum.js";
 import { adminActor, adminAuth } from "./middleware/admin-auth.js";
 import { limitJsonBody, validate } from "./middleware/validate.js";
 
@@ -120,6 +121,16 @@ export const adminRoutes = new Hono<AppEnv>()
       actor: adminActor,
       sourceIp: c.var.sourceIp,
       now: clock(),
+    });
+    return c.json(nodeView(machine));
+  })
+  .post("/api/v1/nodes/:id/retire", limitJsonBody, adminAuth, validate("param", idParam), validate("json", rejectBody), (c) => {
+    // The quorum frees the machine's seat for the next machine (server/store/quorum.ts).
+    const machine = retireMachine(c.var.deps.db, c.req.valid("param").id, {
+      now: c.var.deps.clock(),
+      actor: adminActor,
+      sourceIp: c.var.sourceIp,
+      reason: c.req.valid("json").reason,
     });
     return c.json(nodeView(machine));
   })
