@@ -19,6 +19,10 @@ import { adminRoutes } from "./http/admin.js";
 import { clusterRoutes } from "./http/clusters.js";
 import { IpxeRenderer } from "./render/ipxe.js";
 import { TemplateSet } from "./render/templates.js";
+import { CloudInitRenderer } from "./render/cloud-init.js";
+import { cloudInitRoutes } from "./http/cloud-init.js";
+import { installProgressRoutes } from "./http/install-progress.js";
+import { artifactsRoutes } from "./http/artifacts.js";
 import { Keyring } from "./enrollment/keyring.js";
 import { hashAdminToken } from "./store/admin-token.js";
 
@@ -45,6 +49,7 @@ export function makeDeps(input: AppInput): Deps {
     logger: input.logger ?? pino({ level: "silent" }),
     templates,
     ipxe: new IpxeRenderer(templates, input.config.publicUrl),
+    cloudInit: new CloudInitRenderer(templates),
     keyring: input.keyring ?? Keyring.generate(clock()),
     adminTokenHash: input.adminTokenHash ?? (input.config.adminToken ? hashAdminToken(input.config.adminToken) : undefined),
   };
@@ -75,6 +80,9 @@ export function createApp(input: AppInput | Deps) {
 
   app.route("/", healthRoutes);
   app.route("/", bootRoutes);
+  app.route("/", cloudInitRoutes);
+  app.route("/", installProgressRoutes);
+  app.route("/", artifactsRoutes);
   app.route("/", wellKnownRoutes);
   app.route("/", enrollRoutes);
   app.route("/", nodeRoutes);

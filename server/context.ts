@@ -4,6 +4,7 @@ import type { Db } from "../db/client.js";
 import type { Config } from "./config.js";
 import type { machines } from "../db/schema.js";
 import type { IpxeRenderer } from "./render/ipxe.js";
+import type { CloudInitRenderer } from "./render/cloud-init.js";
 import type { TemplateSet } from "./render/templates.js";
 import type { Keyring } from "./enrollment/keyring.js";
 
@@ -17,6 +18,7 @@ export type Deps = {
   logger: Logger;
   templates: TemplateSet;
   ipxe: IpxeRenderer;
+  cloudInit: CloudInitRenderer;
   /** Signs bootstrap tokens and node credentials; verifies with current and retired keys. */
   keyring: Keyring;
   /** SHA-256 of the admin bearer token; undefined refuses every admin request. */

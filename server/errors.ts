@@ -23,6 +23,7 @@ const statusByCode = {
   seat_revoked: 403,
   not_found: 404,
   method_not_allowed: 405,
+  range_not_satisfiable: 416,
   conflict: 409,
   token_replayed: 409,
   identity_conflict: 409,

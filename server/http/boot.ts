@@ -1,6 +1,7 @@
 /** `GET /boot.ipxe`: the state-driven iPXE script. Selection lives in `selectMachine`. */
 import { Hono } from "hono";
 import type { AppEnv } from "../context.js";
+import { resolveInstallerUrls } from "../files/installer-urls.js";
 import { getCluster } from "../store/clusters.js";
 import { installableStates } from "../store/machines.js";
 import { BootQueryError, selectMachine } from "./middleware/select-machine.js";
@@ -24,7 +25,7 @@ export const bootRoutes = new Hono<AppEnv>()
       return c.body(ipxe.message(`no cluster for machine ${m.mac}`, ["Create a default cluster in edgejoin, then reboot this machine."]), 200, script);
     }
     try {
-      return c.body(ipxe.install({ mac: m.mac, cluster: cluster.name, installer: cluster.installer }), 200, script);
+      return c.body(ipxe.install({ mac: m.mac, cluster: cluster.name, installer: resolveInstallerUrls(cluster.installer, c.var.deps.config) }), 200, script);
     } catch (err) {
       // A stored profile that fails the iPXE alphabet is never rendered; the console says why.
       c.var.deps.logger.error({ err, cluster: cluster.name }, "installer profile cannot be rendered as iPXE");

@@ -1,0 +1,97 @@
+/**
+ * NoCloud seed: `GET /cloud-init/:mac/{meta-data,user-data,vendor-data,network-config}`, with or
+ * without a trailing slash (query strings some images append are ignored). Selection lives in
+ * `selectSeedMachine`; the documents are rendered by `CloudInitRenderer`.
+ */
+import { Hono, type Context } from "hono";
+import type { AppEnv } from "../context.js";
+import { issueBootstrapToken } from "../enrollment/tokens.js";
+import { ApiError } from "../errors.js";
+import { logUploadCommand } from "../render/cloud-init.js";
+import { getCluster } from "../store/clusters.js";
+import { assignHostname } from "../store/hostnames.js";
+import { issueProgressToken } from "../store/install-progress.js";
+import { selectSeedMachine } from "./middleware/select-seed-machine.js";
+
+const yamlHeaders = { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" };
+const seedFiles = new Set(["meta-data", "user-data", "vendor-data", "network-config"]);
+
+/** A cluster's own template: a relative path inside the templates folder, never climbing out. */
+function clusterTemplate(path: string | null): string | undefined {
+  if (!path) return undefined;
+  if (!/^[A-Za-z0-9._/-]+$/.test(path) || path.split("/").some((s) => s === ".." || s === "") || path.startsWith("/")) {
+    throw new ApiError("internal", "the cluster's user_data_template must be a relative path inside the templates folder");
+  }
+  return path.replace(/\.mustache$/, "");
+}
+
+async function userData(c: Context<AppEnv>): Promise<string> {
+  const { db, clock, config, keyring, cloudInit } = c.var.deps;
+  const m = c.var.machine;
+  // PXE cannot authenticate anyone: a machine an admin turned away gets nothing to enroll with.
+  if (m.state === "rejected" || m.state === "retired") return cloudInit.inert();
+  const cluster = m.clusterId === null ? undefined : getCluster(db, m.clusterId);
+  if (!cluster) throw new ApiError("invalid_state", `machine ${m.mac} belongs to no cluster: create a default cluster, then reboot it`);
+  const now = clock();
+  const hostname = assignHostname(db, m.id, cluster, now);
+  const { token } = await issueBootstrapToken(keyring, { issuer: config.publicUrl, mac: m.mac, clusterId: cluster.id, now, ttlMs: config.tokenTtlMs });
+  const agent = cloudInit.agentFiles();
+  const installer = cluster.installer;
+  const sshAuthorizedKeys = installer.ssh_authorized_keys ?? [];
+  const common = {
+    hostname,
+    mac: m.mac,
+    serverUrl: config.publicUrl,
+    bootstrapToken: token,
+    agentScript: agent.script,
+    agentUnit: agent.unit,
+    sshAuthorizedKeys,
+    hasSshAuthorizedKeys: sshAuthorizedKeys.length > 0,
+  };
+  const template = clusterTemplate(cluster.userDataTemplate);
+  if (installer.kind === "cloud-image") return cloudInit.cloudImage(common, template);
+  // The token rides in the query: the request log records paths only.
+  const progress = `${config.publicUrl}/install-progress/${m.mac.replaceAll(":", "")}`;
+  const progressToken = encodeURIComponent(issueProgressToken(db, m.id));
+  return cloudInit.autoinstall(
+    {
+      ...common,
+      adminUser: installer.admin_user ?? "edgejoin",
+      // "!" is a locked password: the admin user logs in with an SSH key only.
+      passwordHash: installer.password_hash ?? "!",
+      allowPasswordLogin: Boolean(installer.password_hash),
+      storageLayout: installer.storage_layout ?? "direct",
+      progressUrl: `${progress}?token=${progressToken}`,
+      logUploadCommand: logUploadCommand(`${progress}/log?token=${progressToken}`),
+    },
+    template,
+  );
+}
+
+async function seedFile(c: Context<AppEnv>) {
+  const { db, clock, cloudInit } = c.var.deps;
+  const m = c.var.machine;
+  switch (c.req.param("file")) {
+    case "meta-data": {
+      const cluster = m.clusterId === null ? undefined : getCluster(db, m.clusterId);
+      const hostname = assignHostname(db, m.id, cluster, clock());
+      return c.body(cloudInit.metaData({ instanceId: `edgejoin-${m.mac.replaceAll(":", "")}`, hostname }), 200, yamlHeaders);
+    }
+    case "user-data":
+      return c.body(await userData(c), 200, yamlHeaders);
+    case "network-config":
+      return c.body(cloudInit.networkConfig(m.mac), 200, yamlHeaders);
+    default:
+      // vendor-data: empty is a valid answer; a 404 makes cloud-init retry it ten times.
+      return c.body("", 200, yamlHeaders);
+  }
+}
+
+const knownFile = async (c: Context<AppEnv>, next: () => Promise<void>) => {
+  if (!seedFiles.has(c.req.param("file") ?? "")) throw new ApiError("not_found", "the NoCloud seed has meta-data, user-data, vendor-data and network-config");
+  await next();
+};
+
+export const cloudInitRoutes = new Hono<AppEnv>()
+  .get("/cloud-init/:mac/:file", knownFile, selectSeedMachine, seedFile)
+  .get("/cloud-init/:mac/:file/", knownFile, selectSeedMachine, seedFile);

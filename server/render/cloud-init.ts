@@ -1,0 +1,254 @@
+/**
+ * cloud-init NoCloud seed documents (meta-data, user-data, network-config) and their escape
+ * policy. mustache knows nothing about YAML, so a template never receives raw text: every view
+ * value is handed to it already serialized as a one-line YAML flow node (strings as ASCII-only
+ * double-quoted scalars), the rendered text is parsed back, and the document is serialized again
+ * from data. A value can therefore never open a key, a list item, a comment or a second document,
+ * and what cloud-init (PyYAML, YAML 1.1) reads is exactly what was meant.
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import Mustache from "mustache";
+import { Document, Scalar, isMap, parseDocument, visit, type DocumentOptions, type SchemaOptions } from "yaml";
+import { stringTag, stringifyString } from "yaml/util";
+import { z } from "zod";
+import { dnsLabelPattern } from "../quorum/node-name.js";
+import type { TemplateSet } from "./templates.js";
+
+/** YAML 1.1 reads these bare words as booleans or null (PyYAML does): they are always quoted. */
+const yaml11Word = /^(?:y|yes|n|no|true|false|on|off|null)$/i;
+/** Bare strings that mean the same string to every YAML reader. */
+const plainSafe = /^[A-Za-z/][A-Za-z0-9_./-]*$/;
+
+function hex(cp: number, width: number): string {
+  return cp.toString(16).toUpperCase().padStart(width, "0");
+}
+
+/**
+ * One string as a YAML double-quoted scalar made only of printable ASCII: anything else
+ * (newlines, control characters, DEL, any non-ASCII code point) becomes an escape that both
+ * PyYAML and the `yaml` library read back as the same character.
+ */
+export function yamlQuoted(value: string): string {
+  let out = '"';
+  for (const ch of value) {
+    const cp = ch.codePointAt(0)!;
+    if (ch === '"') out += '\\"';
+    else if (ch === "\\") out += "\\\\";
+    else if (cp >= 0x20 && cp <= 0x7e) out += ch;
+    else if (ch === "\n") out += "\\n";
+    else if (ch === "\t") out += "\\t";
+    else if (cp <= 0xff) out += `\\x${hex(cp, 2)}`;
+    else if (cp <= 0xffff) out += `\\u${hex(cp, 4)}`;
+    else out += `\\U${hex(cp, 8)}`;
+  }
+  return `${out}"`;
+}
+
+/** Plain data as a one-line YAML flow node, safe to place wherever a template expects a value. */
+export function yamlFlow(value: unknown): string {
+  if (typeof value === "string") return yamlQuoted(value);
+  if (typeof value === "number") {
+    if (!Number.isFinite(value)) throw new TypeError("a YAML view number must be finite");
+    return String(value);
+  }
+  if (typeof value === "boolean") return String(value);
+  if (value === null) return "null";
+  if (Array.isArray(value)) return `[${value.map(yamlFlow).join(", ")}]`;
+  if (typeof value === "object") {
+    return `{${Object.entries(value as Record<string, unknown>)
+      .map(([k, v]) => `${yamlQuoted(k)}: ${yamlFlow(v)}`)
+      .join(", ")}}`;
+  }
+  throw new TypeError(`cannot put a ${typeof value} into YAML`);
+}
+
+/** A multi-line string a literal block scalar carries unchanged: printable ASCII and tabs, no edge spaces. */
+function literalBlockSafe(value: string): boolean {
+  if (!value.includes("\n") || !/^[\x20-\x7e\t\n]*$/.test(value) || /^[ \t]/.test(value)) return false;
+  return value.split("\n").every((line) => !/[ \t]$/.test(line));
+}
+
+/**
+ * The string tag used when serializing: bare words when unambiguous, scripts and other
+ * multi-line ASCII text as literal blocks (readable), everything else via `yamlQuoted`.
+ */
+const yamlString = {
+  ...stringTag,
+  stringify(item: Scalar, ctx: Parameters<typeof stringifyString>[1], onComment?: () => void, onChompKeep?: () => void): string {
+    const value = String(item.value);
+    if (plainSafe.test(value) && !yaml11Word.test(value)) return value;
+    if (!ctx.implicitKey && !ctx.inFlow && literalBlockSafe(value)) {
+      const block = new Scalar(value);
+      block.type = Scalar.BLOCK_LITERAL;
+      return stringifyString(block, ctx, onComment, onChompKeep);
+    }
+    return yamlQuoted(value);
+  },
+} satisfies typeof stringTag;
+
+const yamlOptions: DocumentOptions & SchemaOptions = {
+  version: "1.1",
+  customTags: (tags) => tags.map((t) => (typeof t === "object" && t.tag === stringTag.tag && !("collection" in t) ? yamlString : t)),
+};
+
+/** Serialize plain data as a YAML document cloud-init reads back unchanged. */
+export function toYaml(data: unknown): string {
+  return new Document(data, yamlOptions).toString({ lineWidth: 0, minContentWidth: 0 });
+}
+
+/** Why a template produced something that is not a usable cloud-config. */
+export class CloudConfigTemplateError extends Error {}
+
+/** Parse YAML text with the rules cloud-init applies (YAML 1.1), refusing anything ambiguous. */
+export function parseCloudConfig(text: string, what: string): Record<string, unknown> {
+  const doc = parseDocument(text, { version: "1.1", uniqueKeys: true, strict: true, prettyErrors: false });
+  const problem = doc.errors[0] ?? doc.warnings[0];
+  if (problem) throw new CloudConfigTemplateError(`${what} is not valid YAML: ${problem.message}`);
+  let alias = false;
+  visit(doc, {
+    Alias() {
+      alias = true;
+      return visit.BREAK;
+    },
+  });
+  if (alias) throw new CloudConfigTemplateError(`${what} uses YAML aliases; write the values out`);
+  if (!isMap(doc.contents)) throw new CloudConfigTemplateError(`${what} must be a YAML mapping`);
+  return doc.toJS() as Record<string, unknown>;
+}
+
+/** A host name cloud-init and k3s both accept: one RFC 1123 label, lower case. */
+export const hostnameLabel = z
+  .string()
+  .regex(dnsLabelPattern, "a host name must be one RFC 1123 label: a-z, 0-9 and inner hyphens, at most 63 characters");
+
+/** `user-data` views: what a template (ours or a cluster's own) may use. */
+const agentFiles = {
+  hostname: hostnameLabel,
+  mac: z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/),
+  serverUrl: z.url({ protocol: /^https?$/ }),
+  bootstrapToken: z.string().min(1),
+  agentScript: z.string().min(1),
+  agentUnit: z.string().min(1),
+  sshAuthorizedKeys: z.array(z.string().min(1)),
+  hasSshAuthorizedKeys: z.boolean(),
+};
+
+const cloudImageView = z.object(agentFiles).strict();
+
+const autoinstallView = z
+  .object({
+    ...agentFiles,
+    adminUser: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, "a Linux user name"),
+    passwordHash: z.string().min(1),
+    allowPasswordLogin: z.boolean(),
+    storageLayout: z.enum(["lvm", "direct"]),
+    progressUrl: z.url({ protocol: /^https?$/ }),
+    /** argv of the installer's error-command that uploads its logs. */
+    logUploadCommand: z.array(z.string()),
+  })
+  .strict();
+
+export type CloudImageView = z.input<typeof cloudImageView>;
+export type AutoinstallView = z.input<typeof autoinstallView>;
+
+/** Where the enrollment agent, its unit and its configuration live on a machine. */
+export const agentPaths = {
+  script: "/usr/local/sbin/edgejoin-agent",
+  unit: "/etc/systemd/system/edgejoin-agent.service",
+  stateDir: "/var/lib/edgejoin-agent",
+} as const;
+
+/** Installer logs worth reading after a failed install, uploaded by the error-commands. */
+export const installerLogFiles = ["/var/log/installer/subiquity-server-debug.log", "/var/log/installer/curtin-install.log"];
+
+/**
+ * argv that uploads the tail of each installer log to `logUrl` (`&file=NAME` appended). The URL
+ * is an argument, never part of the script text, so nothing in it is interpreted by the shell.
+ */
+export function logUploadCommand(logUrl: string): string[] {
+  const script = [
+    'url="$1"; shift',
+    'for f in "$@"; do',
+    '  [ -f "$f" ] || continue',
+    '  name=$(basename "$f")',
+    "  if command -v curl >/dev/null; then",
+    '    tail -c 262144 "$f" | curl -sS -m 60 -H "Content-Type: text/plain" --data-binary @- "$url&file=$name" || true',
+    "  else",
+    '    tail -c 262144 "$f" > /tmp/edgejoin-log-upload; wget -q -T 60 --header "Content-Type: text/plain" --post-file /tmp/edgejoin-log-upload -O /dev/null "$url&file=$name" || true',
+    "  fi",
+    "done",
+  ].join("\n");
+  return ["sh", "-c", script, "edgejoin-log-upload", logUrl, ...installerLogFiles];
+}
+
+/** Template tokens mustache would print without our escape: refused, so no value bypasses it. */
+function checkTemplate(source: string, name: string, allowed: ReadonlySet<string>): void {
+  type Token = [string, string, number, number, Token[]?, ...unknown[]];
+  const walk = (tokens: Token[], depth: number) => {
+    for (const t of tokens) {
+      const [type, value] = t;
+      if (type === "&" || type === "{" || type === ">" || type === "=") {
+        throw new CloudConfigTemplateError(`${name}: {{${type}${value}}} is not allowed; use {{${value}}}, values are YAML-serialized`);
+      }
+      if ((type === "name" || type === "#" || type === "^") && depth === 0 && !allowed.has(value.split(".")[0]!)) {
+        throw new CloudConfigTemplateError(`${name}: unknown value {{${value}}}; known: ${[...allowed].join(", ")}`);
+      }
+      if (t[4]) walk(t[4], depth + 1);
+    }
+  };
+  walk(Mustache.parse(source) as unknown as Token[], 0);
+}
+
+/** Renders every NoCloud seed document edgejoin answers. */
+export class CloudInitRenderer {
+  private agent?: { script: string; unit: string };
+  constructor(private readonly templates: TemplateSet) {}
+
+  /** The enrollment agent and its systemd unit, as shipped in templates/agent/. */
+  agentFiles(): { script: string; unit: string } {
+    this.agent ??= {
+      script: readFileSync(join(this.templates.dir, "agent/edgejoin-agent.sh"), "utf8"),
+      unit: readFileSync(join(this.templates.dir, "agent/edgejoin-agent.service"), "utf8"),
+    };
+    return this.agent;
+  }
+
+  /** `meta-data`: a stable instance-id and the machine's host name. */
+  metaData(opts: { instanceId: string; hostname: string }): string {
+    return toYaml({ "instance-id": opts.instanceId, "local-hostname": hostnameLabel.parse(opts.hostname) });
+  }
+
+  /** `network-config`: version 2, DHCP on the NIC that netbooted, matched by its MAC. */
+  networkConfig(mac: string): string {
+    return toYaml({
+      version: 2,
+      ethernets: { netboot: { match: { macaddress: mac }, dhcp4: true, dhcp6: true } },
+    });
+  }
+
+  /** `user-data` for a machine booting a cloud image: plain cloud-config that installs the agent. */
+  cloudImage(view: CloudImageView, template = "cloud-init/cloud-image.user-data"): string {
+    return this.userData(template, cloudImageView, view);
+  }
+
+  /** `user-data` for Ubuntu's live installer: an `autoinstall:` section carrying the agent for first boot. */
+  autoinstall(view: AutoinstallView, template = "cloud-init/ubuntu-autoinstall.user-data"): string {
+    return this.userData(template, autoinstallView, view);
+  }
+
+  /** A cloud-config that does nothing: for machines that must not enroll (rejected, retired). */
+  inert(): string {
+    return "#cloud-config\n{}\n";
+  }
+
+  private userData<S extends z.ZodObject>(template: string, schema: S, view: z.input<S>): string {
+    const checked = schema.parse(view) as Record<string, unknown>;
+    const source = this.templates.source(template);
+    checkTemplate(source, template, new Set(Object.keys(schema.shape)));
+    const text = Mustache.render(source, checked, {}, { escape: yamlFlow as (v: string) => string });
+    if (!text.startsWith("#cloud-config\n")) throw new CloudConfigTemplateError(`${template}: the first line must be #cloud-config`);
+    const data = parseCloudConfig(text, template);
+    return `#cloud-config\n${toYaml(data)}`;
+  }
+}

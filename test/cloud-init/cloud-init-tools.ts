@@ -1,0 +1,61 @@
+/** Debian's cloud-init as the judge of what we render: its schema validator, its YAML reader, its schema JSON. */
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const python = "/usr/bin/python3";
+
+function requireCloudInit(): void {
+  if (!existsSync(python)) throw new Error("/usr/bin/python3 is missing: apt-get install python3");
+  const probe = spawnSync("cloud-init", ["--version"], { encoding: "utf8" });
+  if (probe.error || probe.status !== 0) {
+    throw new Error("cloud-init is not installed: touch /etc/cloud/cloud-init.disabled, then apt-get install cloud-init");
+  }
+}
+
+/** `cloud-init schema --config-file`: exit status and output. */
+export function cloudInitSchema(userData: string): { ok: boolean; output: string } {
+  requireCloudInit();
+  const dir = mkdtempSync(join(tmpdir(), "edgejoin-ci-"));
+  try {
+    const file = join(dir, "user-data");
+    writeFileSync(file, userData);
+    const r = spawnSync("cloud-init", ["schema", "--config-file", file], { encoding: "utf8", timeout: 60_000 });
+    return { ok: r.status === 0, output: `${r.stdout}${r.stderr}` };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** What PyYAML (cloud-init's reader, YAML 1.1) makes of a document, as JSON-able data. */
+export function pyyamlLoad(text: string): unknown {
+  requireCloudInit();
+  const out = execFileSync(python, ["-c", "import sys, yaml, json; print(json.dumps(yaml.safe_load(sys.stdin.read())))"], {
+    input: text,
+    encoding: "utf8",
+  });
+  return JSON.parse(out) as unknown;
+}
+
+/** Every top-level key cloud-init's own schema JSON knows. */
+export function cloudConfigSchemaKeys(): Set<string> {
+  requireCloudInit();
+  const file = execFileSync(
+    python,
+    ["-c", "import cloudinit, os; print(os.path.join(os.path.dirname(cloudinit.__file__), 'config/schemas/schema-cloud-config-v1.json'))"],
+    { encoding: "utf8" },
+  ).trim();
+  const schema = JSON.parse(readFileSync(file, "utf8")) as { $defs: Record<string, { properties?: Record<string, unknown> }>; allOf: { $ref: string }[] };
+  const keys = new Set<string>();
+  for (const { $ref } of schema.allOf) for (const k of Object.keys(schema.$defs[$ref.split("/").pop()!]?.properties ?? {})) keys.add(k);
+  return keys;
+}
+
+/** Ubuntu's autoinstall JSON Schema, kept next to the repository. */
+export function autoinstallSchema(): object {
+  const file = fileURLToPath(new URL("../../../shared/schemas/autoinstall-schema.json", import.meta.url));
+  if (!existsSync(file)) throw new Error("../shared/schemas/autoinstall-schema.json (next to the repository) is missing");
+  return JSON.parse(readFileSync(file, "utf8")) as object;
+}
