@@ -65,13 +65,13 @@ describe("node credential", () => {
     expect(await res.json()).toEqual({ state: "pending", reason: "pending_approval", retry_after: 30 });
   });
 
-  it("approved machine → 202 waiting_for_role until the quorum assigns one", async () => {
+  it("approved machine → config comes from the quorum (first machine of a 1-server cluster: 200, role init)", async () => {
     const t = makeTestApp();
     const { node_id, credential } = await discoverAndEnroll(t);
     expect((await postJson(t, `/api/v1/nodes/${node_id}/approve`, {}, admin)).status).toBe(200);
     const res = await getWith(t, "/api/v1/node/config", credential);
-    expect(res.status).toBe(202);
-    expect(await res.json()).toMatchObject({ state: "approved", reason: "waiting_for_role" });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ role: "init", k3s_version: t.config.k3sVersion });
   });
 
   it("agent posts events → 202, stored with source agent, listed newest first for admins", async () => {
@@ -79,6 +79,9 @@ describe("node credential", () => {
     const { node_id, credential } = await discoverAndEnroll(t);
     const auth = { authorization: `Bearer ${credential}` };
     expect((await postJson(t, "/api/v1/node/events", { type: "installing" }, auth)).status).toBe(202);
+    // k3s-started and ready need a quorum seat: approve, then fetch the config that assigns it.
+    expect((await postJson(t, `/api/v1/nodes/${node_id}/approve`, {}, admin)).status).toBe(200);
+    expect((await getWith(t, "/api/v1/node/config", credential)).status).toBe(200);
     t.clock.advance(1000);
     const hash = "AB".repeat(32);
     expect((await postJson(t, "/api/v1/node/events", { type: "ready", detail: "k3s is up", ca_hash: hash }, auth)).status).toBe(202);
@@ -86,6 +89,7 @@ describe("node credential", () => {
     expect(res.status).toBe(200);
     const body = (await res.json()) as { events: Array<Record<string, unknown>>; audit: Array<Record<string, unknown>> };
     expect(body.events.map((e) => e.type)).toEqual(["ready", "installing"]);
+    expect(t.db.select().from(machines).get()!.state).toBe("joined");
     expect(body.events[0]).toMatchObject({ source: "agent", detail: "k3s is up", ca_hash: "ab".repeat(32) });
     expect(body.audit.map((a) => a.action)).toContain("machine.enrolled");
   });

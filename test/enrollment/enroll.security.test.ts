@@ -267,7 +267,8 @@ describe("admin token", () => {
   it("admin routes without, with a wrong, or with a node credential as token → 401 unauthorized", async () => {
     const t = makeTestApp();
     const { node_id, credential } = await discoverAndEnroll(t);
-    for (const headers of [{}, { authorization: "Bearer wrong-token-wrong-token-wrong" }, { authorization: `Bearer ${credential}` }, { authorization: "Bearer" }]) {
+    const attempts: Array<Record<string, string>> = [{}, { authorization: "Bearer wrong-token-wrong-token-wrong" }, { authorization: `Bearer ${credential}` }, { authorization: "Bearer" }];
+    for (const headers of attempts) {
       await expectRefused(await t.app.request("/api/v1/nodes", { headers }), 401, "unauthorized");
       await expectRefused(await postJson(t, `/api/v1/nodes/${node_id}/approve`, {}, headers), 401, "unauthorized");
     }
