@@ -20,8 +20,9 @@ import {
   sha256,
   siteAddressing,
   tftpTransfers,
+  httpExchanges,
+  readPcap,
   waitFor,
-  type LogLine,
 } from "../helpers/netlab.js";
 
 /** The example values the README's DHCP section is written for. */
@@ -41,6 +42,18 @@ function readmeBlock(heading: string): string {
 describe("site DHCP configuration in the README", () => {
   it("README's dnsmasq example → exactly the netboot lines the lab's dnsmasq runs", () => {
     expect(readmeBlock("dnsmasq")).toBe(dnsmasqNetbootConf(readmeSite));
+  });
+});
+
+describe("lab host check", () => {
+  it("a missing tool → one error naming the Debian packages to install", () => {
+    const missing = [
+      { what: "the `qemu-system-x86_64` command", pkg: "qemu-system-x86", check: () => false },
+      { what: "/usr/share/OVMF/OVMF_CODE_4M.fd", pkg: "ovmf", check: () => false },
+      { what: "/usr/share/OVMF/OVMF_VARS_4M.fd", pkg: "ovmf", check: () => false },
+      { what: "the `ip` command", pkg: "iproute2", check: () => true },
+    ];
+    expect(() => assertLabHost(missing)).toThrow(/missing the `qemu-system-x86_64` command, .*OVMF_CODE_4M\.fd.*: run `apt-get install qemu-system-x86 ovmf`/);
   });
 });
 
@@ -67,17 +80,17 @@ describe("netboot with real firmware", () => {
         smbios: { serial: machine.serial, uuid: machine.uuid, manufacturer: "edgejoin lab", product: "e2e netboot" },
       });
       const log = () => site.edgejoin.logLines();
-      const requests = () => log().filter((l): l is LogLine & { path: string; status: number } => l.msg === "request");
       const deadProcess = () => site.edgejoin.process.death() ?? vm.process.death() ?? site.dnsmasq?.death();
+      const httpFromMachine = () => httpExchanges(readPcap(capture.file), siteAddressing.httpPort).filter((x) => x.clientMac === machine.mac);
 
-      // The install script names the cluster's kernel: iPXE fetching it proves it ran that script.
-      const kernelUrl = `${site.publicUrl}/artifacts/ubuntu/casper/vmlinuz`;
-      await waitFor(`${vm.name} to run the installer script (fetch ${kernelUrl})`, () => (vm.serial().includes(`${kernelUrl}...`) ? true : undefined), {
+      // The install script names the cluster's kernel: iPXE asking for it proves it ran that script.
+      const kernelPath = "/artifacts/ubuntu/casper/vmlinuz";
+      const kernelFetch = await waitFor(`${vm.name} to run the installer script (GET ${kernelPath})`, () => httpFromMachine().find((x) => x.target === kernelPath), {
         timeoutMs: 120_000,
-        intervalMs: 250,
+        intervalMs: 500,
         failIf: deadProcess,
       });
-      lab.timeline.mark(`${vm.name}: installer script ran (kernel fetch on its console)`);
+      lab.timeline.mark(`${vm.name}: GET ${kernelPath} (installer script ran)`, kernelFetch.at);
       await vm.stop();
       const packets = await capture.stop();
 
@@ -111,12 +124,23 @@ describe("netboot with real firmware", () => {
       const served = log().filter((l) => l.file === "snponly.efi" && typeof l.bytes === "number" && String(l.client).startsWith(`${firmwareAck!.yiaddr}:`));
       expect(served.map((l) => l.bytes), `edgejoin's log of snponly.efi transfers to ${firmwareAck!.yiaddr}`).toEqual([expected.length]);
 
-      // HTTP: the bare chain, then the identified request that answered the install script.
-      const boots = requests().filter((r) => r.path === "/boot.ipxe" && r.status === 200);
-      expect(boots.length, "GET /boot.ipxe answered 200 (bare chain, then with identity)").toBeGreaterThanOrEqual(2);
-      lab.timeline.mark(`${vm.name}: GET /boot.ipxe (chain)`, boots[0]!.time);
-      lab.timeline.mark(`${vm.name}: GET /boot.ipxe?mac=… (installer script)`, boots[1]!.time);
+      // HTTP, read back from the capture: the bare chain, then the identified request answered with the installer.
+      const http = packets.length > 0 ? httpExchanges(packets, siteAddressing.httpPort).filter((x) => x.clientMac === machine.mac) : [];
+      const [chain, identified] = http.filter((x) => x.target.startsWith("/boot.ipxe"));
+      expect(chain?.target).toBe("/boot.ipxe");
+      expect(chain?.status).toBe(200);
+      expect(chain?.body.toString()).toMatch(/^#!ipxe\n/);
+      expect(chain?.body.toString()).toContain(`\nchain ${site.publicUrl}/boot.ipxe?mac=\${net0/mac}&uuid=\${uuid}&`);
+      const query = new URLSearchParams(identified?.target.split("?")[1] ?? "");
+      expect(Object.fromEntries(query)).toMatchObject({ mac: machine.mac, uuid: machine.uuid, serial: machine.serial, arch: "x86_64", platform: "efi" });
+      expect(identified?.status).toBe(200);
+      const installer = identified?.body.toString() ?? "";
+      expect(installer).toContain(`echo edgejoin: installing ${machine.mac} for cluster default\n`);
+      expect(installer).toContain(`kernel ${site.publicUrl}${kernelPath} `);
+      expect(installer).toContain(` ds=nocloud-net;s=${site.publicUrl}/cloud-init/${machine.mac}/ `);
       expect(vm.serial()).toContain(`edgejoin: installing ${machine.mac} for cluster default`);
+      lab.timeline.mark(`${vm.name}: GET /boot.ipxe (chain)`, chain!.at);
+      lab.timeline.mark(`${vm.name}: GET /boot.ipxe?mac=… (installer script)`, identified!.at);
 
       // The machine as edgejoin stored it: discovered, with the identity QEMU was given.
       const db = new Database(site.edgejoin.dbFile, { readonly: true, fileMustExist: true });

@@ -683,8 +683,21 @@ export async function openSite(
 // ---------------------------------------------------------------------------------------------
 // Reading captures: pcap → UDP packets → DHCP messages and TFTP transfers.
 
-/** One captured UDP/IPv4 datagram (other frames are dropped). */
-export type Packet = { at: number; srcMac: string; dstMac: string; src: string; dst: string; srcPort: number; dstPort: number; payload: Buffer };
+/** One captured UDP datagram or TCP segment over IPv4 (other frames are dropped). */
+export type Packet = {
+  at: number;
+  proto: "udp" | "tcp";
+  srcMac: string;
+  dstMac: string;
+  src: string;
+  dst: string;
+  srcPort: number;
+  dstPort: number;
+  payload: Buffer;
+  /** TCP only: sequence number and flags (SYN 0x02, FIN 0x01, RST 0x04). */
+  seq?: number;
+  flags?: number;
+};
 
 const macOf = (b: Buffer, off: number) => [...b.subarray(off, off + 6)].map((x) => x.toString(16).padStart(2, "0")).join(":");
 const ipOf = (b: Buffer, off: number) => [...b.subarray(off, off + 4)].join(".");
@@ -704,24 +717,31 @@ export function readPcap(path: string): Packet[] {
   while (off + 16 <= b.length) {
     const at = u32(off) * 1000 + u32(off + 4) / (nano ? 1e6 : 1e3);
     const len = u32(off + 8);
+    // tcpdump may be mid-write: a record not yet whole ends the read.
+    if (off + 16 + len > b.length) break;
     const frame = b.subarray(off + 16, off + 16 + len);
     off += 16 + len;
     if (frame.length < 14 + 20 || frame.readUInt16BE(12) !== 0x0800) continue;
     const ihl = (frame[14]! & 0x0f) * 4;
-    if (frame[14 + 9] !== 17) continue;
-    const udp = 14 + ihl;
-    if (frame.length < udp + 8) continue;
-    const udpLen = frame.readUInt16BE(udp + 4);
-    packets.push({
-      at,
-      dstMac: macOf(frame, 0),
-      srcMac: macOf(frame, 6),
-      src: ipOf(frame, 14 + 12),
-      dst: ipOf(frame, 14 + 16),
-      srcPort: frame.readUInt16BE(udp),
-      dstPort: frame.readUInt16BE(udp + 2),
-      payload: frame.subarray(udp + 8, udp + udpLen),
-    });
+    const ipEnd = 14 + Math.min(frame.readUInt16BE(14 + 2), frame.length - 14);
+    const l4 = 14 + ihl;
+    const base = { at, dstMac: macOf(frame, 0), srcMac: macOf(frame, 6), src: ipOf(frame, 14 + 12), dst: ipOf(frame, 14 + 16) };
+    if (frame[14 + 9] === 17 && frame.length >= l4 + 8) {
+      const udpLen = frame.readUInt16BE(l4 + 4);
+      packets.push({ ...base, proto: "udp", srcPort: frame.readUInt16BE(l4), dstPort: frame.readUInt16BE(l4 + 2), payload: frame.subarray(l4 + 8, l4 + udpLen) });
+    } else if (frame[14 + 9] === 6 && frame.length >= l4 + 20) {
+      const dataOff = (frame[l4 + 12]! >> 4) * 4;
+      packets.push({
+        ...base,
+        proto: "tcp",
+        srcPort: frame.readUInt16BE(l4),
+        dstPort: frame.readUInt16BE(l4 + 2),
+        seq: frame.readUInt32BE(l4 + 4),
+        flags: frame[l4 + 13]!,
+        // Ethernet pads short frames: the IP total length says where the segment ends.
+        payload: frame.subarray(l4 + dataOff, ipEnd),
+      });
+    }
   }
   return packets;
 }
@@ -745,6 +765,7 @@ export type DhcpMessage = {
 export function dhcpMessages(packets: Packet[]): DhcpMessage[] {
   const out: DhcpMessage[] = [];
   for (const p of packets) {
+    if (p.proto !== "udp") continue;
     const fromClient = p.srcPort === 68 && p.dstPort === 67;
     if (!fromClient && !(p.srcPort === 67 && p.dstPort === 68)) continue;
     const d = p.payload;
@@ -811,6 +832,7 @@ export function tftpTransfers(packets: Packet[]): TftpTransfer[] {
   const lastWhere = (f: (t: (typeof transfers)[number]) => boolean) => [...transfers].reverse().find(f);
   const byClient = (ip: string, port: number) => lastWhere((t) => t.client === ip && t.clientPort === port);
   for (const p of packets) {
+    if (p.proto !== "udp") continue;
     const op = p.payload.length >= 2 ? p.payload.readUInt16BE(0) : 0;
     if (p.dstPort === 69 && op === 1) {
       const [file = "", , ...opts] = tftpStrings(p.payload, 2);
@@ -866,6 +888,123 @@ export function tftpTransfers(packets: Packet[]): TftpTransfer[] {
     complete = complete && last !== undefined && last.length < blksize;
     return { ...t, data: Buffer.concat(ordered), complete };
   });
+}
+
+/** One HTTP request and its response, read back from a capture's TCP streams. */
+export type HttpExchange = {
+  at: number;
+  clientMac: string;
+  client: string;
+  server: string;
+  serverPort: number;
+  method: string;
+  target: string;
+  status: number | undefined;
+  headers: Record<string, string>;
+  body: Buffer;
+};
+
+/** One direction of a TCP connection, in sequence order from just after the SYN, up to the first gap. */
+function tcpStream(segments: Packet[]): Buffer {
+  const syn = segments.find((s) => (s.flags! & 0x02) !== 0);
+  const base = syn ? syn.seq! + 1 : Math.min(...segments.map((s) => s.seq!));
+  const parts = segments
+    .filter((s) => s.payload.length > 0)
+    .map((s) => ({ off: (s.seq! - base) >>> 0, data: s.payload }))
+    .sort((a, b) => a.off - b.off);
+  const out: Buffer[] = [];
+  let cursor = 0;
+  for (const { off, data } of parts) {
+    if (off > cursor) break;
+    if (off + data.length <= cursor) continue; // a retransmission of bytes we have
+    out.push(data.subarray(cursor - off));
+    cursor = off + data.length;
+  }
+  return Buffer.concat(out);
+}
+
+/** Split an HTTP/1.1 byte stream into messages (bodies by Content-Length or chunked). */
+function httpMessages(stream: Buffer): { head: string; headers: Record<string, string>; body: Buffer }[] {
+  const out: { head: string; headers: Record<string, string>; body: Buffer }[] = [];
+  let at = 0;
+  while (at < stream.length) {
+    const end = stream.indexOf("\r\n\r\n", at);
+    if (end < 0) break;
+    const [head = "", ...lines] = stream.subarray(at, end).toString("latin1").split("\r\n");
+    const headers: Record<string, string> = {};
+    for (const l of lines) {
+      const i = l.indexOf(":");
+      if (i > 0) headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
+    }
+    at = end + 4;
+    let body: Buffer;
+    if (/chunked/i.test(headers["transfer-encoding"] ?? "")) {
+      const chunks: Buffer[] = [];
+      for (;;) {
+        const lineEnd = stream.indexOf("\r\n", at);
+        if (lineEnd < 0) break;
+        const size = Number.parseInt(stream.subarray(at, lineEnd).toString("latin1"), 16);
+        at = lineEnd + 2;
+        if (!(size > 0)) {
+          at = Math.min(stream.length, at + 2);
+          break;
+        }
+        chunks.push(stream.subarray(at, at + size));
+        at += size + 2;
+      }
+      body = Buffer.concat(chunks);
+    } else if (headers["content-length"] !== undefined) {
+      const n = Number(headers["content-length"]);
+      body = stream.subarray(at, at + n);
+      at += n;
+    } else {
+      // A request without a length has no body; a response without one runs to the close.
+      body = head.startsWith("HTTP/") ? stream.subarray(at) : Buffer.alloc(0);
+      if (head.startsWith("HTTP/")) at = stream.length;
+    }
+    out.push({ head, headers, body });
+  }
+  return out;
+}
+
+/** The HTTP exchanges in a capture whose server listens on `serverPort`, in request order. */
+export function httpExchanges(packets: Packet[], serverPort: number): HttpExchange[] {
+  const connections = new Map<string, { up: Packet[]; down: Packet[] }>();
+  for (const p of packets) {
+    if (p.proto !== "tcp") continue;
+    const up = p.dstPort === serverPort;
+    if (!up && p.srcPort !== serverPort) continue;
+    const key = up ? `${p.src}:${p.srcPort}>${p.dst}` : `${p.dst}:${p.dstPort}>${p.src}`;
+    const c = connections.get(key) ?? { up: [], down: [] };
+    (up ? c.up : c.down).push(p);
+    connections.set(key, c);
+  }
+  const out: HttpExchange[] = [];
+  for (const { up, down } of connections.values()) {
+    const first = up[0];
+    if (!first) continue;
+    const requests = httpMessages(tcpStream(up));
+    const responses = httpMessages(down.length > 0 ? tcpStream(down) : Buffer.alloc(0));
+    // Time each request by the segment that carried its first bytes.
+    const starts = up.filter((p) => /^[A-Z]+ \S+ HTTP\/1\.[01]\r\n/.test(p.payload.toString("latin1", 0, Math.min(p.payload.length, 2048))));
+    requests.forEach((req, i) => {
+      const [method = "", target = ""] = req.head.split(" ");
+      const res = responses[i];
+      out.push({
+        at: starts[i]?.at ?? first.at,
+        clientMac: first.srcMac,
+        client: first.src,
+        server: first.dst,
+        serverPort,
+        method,
+        target,
+        status: res ? Number(res.head.split(" ")[1]) : undefined,
+        headers: res?.headers ?? {},
+        body: res?.body ?? Buffer.alloc(0),
+      });
+    });
+  }
+  return out.sort((a, b) => a.at - b.at);
 }
 
 /** Hex SHA-256, for comparing what was served with the file on disk. */
