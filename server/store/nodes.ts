@@ -151,8 +151,11 @@ export type Approval = {
   labels?: Record<string, string> | undefined;
 };
 
-/** States an admin may approve from: waiting machines, and ones an admin rejected earlier. */
-export const approvableStates: ReadonlySet<MachineState> = new Set(["pending", "rejected"]);
+/**
+ * States an admin may approve from: waiting machines, ones rejected earlier, and ones that must
+ * be approved again to reinstall (failed: seat taken back or failure reported; retired).
+ */
+export const approvableStates: ReadonlySet<MachineState> = new Set(["pending", "rejected", "failed", "retired"]);
 
 function mustGetMachine(db: Queryable, id: number): MachineRow {
   const m = getMachine(db, id);
@@ -160,13 +163,13 @@ function mustGetMachine(db: Queryable, id: number): MachineRow {
   return m;
 }
 
-/** Approve a machine (pending or rejected → approved); throws ApiError on an invalid transition. */
+/** Approve a machine (pending, rejected, failed or retired → approved); throws ApiError on an invalid transition. */
 export function approveMachine(db: Db, id: number, approval: Approval, o: { actor: string; sourceIp: string; now: number }): MachineRow {
   return db.transaction(
     (tx) => {
       const m = mustGetMachine(tx, id);
       if (!approvableStates.has(m.state)) {
-        throw new ApiError("invalid_state", `machine ${id} is ${m.state}; only pending or rejected machines can be approved`);
+        throw new ApiError("invalid_state", `machine ${id} is ${m.state}; only pending, rejected, failed or retired machines can be approved`);
       }
       const clusterId = approval.clusterId ?? m.clusterId;
       if (clusterId === null) throw new ApiError("validation_failed", "cluster_id: this machine has no cluster yet; give cluster_id");
@@ -215,14 +218,14 @@ export function approveMachine(db: Db, id: number, approval: Approval, o: { acto
 }
 
 /**
- * Reject a machine that holds no seat yet (discovered, pending, or approved before a role was
- * given); one with a role must be retired instead, so its seat is freed properly.
+ * Reject a machine that holds no seat (discovered, pending, or approved/failed without a role);
+ * one with a role must be retired instead, so its seat is freed properly.
  */
 export function rejectMachine(db: Db, id: number, o: { reason?: string | undefined; actor: string; sourceIp: string; now: number }): MachineRow {
   return db.transaction(
     (tx) => {
       const m = mustGetMachine(tx, id);
-      const rejectable = m.state === "discovered" || m.state === "pending" || (m.state === "approved" && m.role === null);
+      const rejectable = m.state === "discovered" || m.state === "pending" || ((m.state === "approved" || m.state === "failed") && m.role === null);
       if (!rejectable) {
         throw new ApiError(
           "invalid_state",

@@ -16,10 +16,10 @@ function decisions(t: TestApp) {
 }
 
 describe("approve/reject refusals", () => {
-  it("approve an approved, joined, failed or retired machine → 409 invalid_state, unchanged", async () => {
+  it("approve a discovered, approved, provisioning or joined machine → 409 invalid_state, unchanged", async () => {
     const t = makeTestApp();
     const { node_id } = await discoverAndEnroll(t);
-    for (const state of ["approved", "joined", "failed", "retired", "provisioning"] as const) {
+    for (const state of ["discovered", "approved", "joined", "provisioning"] as const) {
       t.db.update(machines).set({ state }).where(eq(machines.id, node_id)).run();
       const body = await expectError(await postJson(t, `/api/v1/nodes/${node_id}/approve`, {}, admin), 409, "invalid_state");
       expect(body.message).toContain(state);

@@ -66,6 +66,18 @@ describe("POST /api/v1/nodes/:id/approve and /reject", () => {
     expect(actions.filter((a) => a === "machine.rejected" || a === "machine.approved")).toEqual(["machine.rejected", "machine.approved"]);
   });
 
+  it("failed (seat taken back) or retired machine → approve again → approved, role left to the quorum", async () => {
+    const t = makeTestApp();
+    const { node_id } = await discoverAndEnroll(t);
+    for (const state of ["failed", "retired"] as const) {
+      t.db.update(machines).set({ state, role: null, seatRevokedAt: state === "failed" ? t.clock() : null }).where(eq(machines.id, node_id)).run();
+      expect((await postJson(t, `/api/v1/nodes/${node_id}/approve`, { role: "agent" }, admin)).status).toBe(200);
+      expect(t.db.select().from(machines).get()).toMatchObject({ state: "approved", role: null, rolePreference: "agent" });
+    }
+    const froms = t.db.select().from(auditEvents).where(eq(auditEvents.action, "machine.approved")).all().map((a) => a.detail?.from);
+    expect(froms).toEqual(["failed", "retired"]);
+  });
+
   it("approve into another existing cluster → machine moves there", async () => {
     const t = makeTestApp();
     const { node_id } = await discoverAndEnroll(t);

@@ -55,6 +55,24 @@ describe("POST /api/v1/enroll", () => {
   });
 });
 
+describe("many machines at once", () => {
+  it("50 machines enrolling concurrently → 50 distinct pending nodes, 50 spent tokens", async () => {
+    const t = makeTestApp();
+    const macs = Array.from({ length: 50 }, (_, i) => `52:54:00:00:01:${i.toString(16).padStart(2, "0")}`);
+    const answers = await Promise.all(
+      macs.map(async (m) => {
+        const { token } = await tokenFor(t, m);
+        return enroll(t, token, { mac: m, uuid: undefined, serial: undefined });
+      }),
+    );
+    expect(answers.map((r) => r.status)).toEqual(Array(50).fill(201));
+    const ids = new Set(await Promise.all(answers.map(async (r) => ((await r.json()) as { node_id: number }).node_id)));
+    expect(ids.size).toBe(50);
+    expect(t.db.select().from(machines).all().every((m) => m.state === "pending")).toBe(true);
+    expect(t.db.select().from(usedTokens).all()).toHaveLength(50);
+  });
+});
+
 describe("node credential", () => {
   it("pending machine → GET /api/v1/node/config answers 202 pending_approval with retry_after", async () => {
     const t = makeTestApp();

@@ -144,6 +144,15 @@ describe("bootstrap token attacks on POST /api/v1/enroll", () => {
     expect(refused.map((a) => a.detail?.code)).toEqual(["token_replayed"]);
   });
 
+  it("the same token sent 20 times at once → exactly one 201, the rest 409 token_replayed", async () => {
+    const { t, token } = await setup();
+    const answers = await Promise.all(Array.from({ length: 20 }, () => enroll(t, token)));
+    const statuses = answers.map((r) => r.status).sort();
+    expect(statuses).toEqual([201, ...Array(19).fill(409)]);
+    expect(t.db.select().from(usedTokens).all()).toHaveLength(1);
+    expect(t.db.select().from(machines).all()).toHaveLength(1);
+  });
+
   it("token for another MAC → 403 mac_mismatch, and the token still works for its own MAC", async () => {
     const { t, token } = await setup();
     await expectRefused(await enroll(t, token, { mac: "52:54:00:aa:bb:cc" }), 403, "mac_mismatch");
