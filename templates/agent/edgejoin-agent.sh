@@ -203,14 +203,22 @@ enroll() {
 	fi
 	facts_serial=""
 	[ -r "$DMI_DIR/product_serial" ] && facts_serial=$(tr -cd ' -#%-~' <"$DMI_DIR/product_serial" | head -c 64)
-	facts_ip=$(hostname -I 2>/dev/null | awk '{ print $1 }') || facts_ip=""
+	facts_ip=$(hostname -I 2>/dev/null | tr ' ' '\n' | grep -E '^[0-9]{1,3}(\.[0-9]{1,3}){3}$' | head -n 1) || facts_ip=""
+	facts_hostname=$(hostname 2>/dev/null | grep -E '^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$') || facts_hostname=""
+	facts_arch=$(uname -m | tr 'A-Z' 'a-z' | grep -E '^[a-z0-9_]{1,16}$') || facts_arch=""
+	facts_cpus=$(getconf _NPROCESSORS_ONLN 2>/dev/null | grep -E '^[0-9]+$') || facts_cpus=""
+	facts_memory=$(awk '/^MemTotal:/ { printf "%d", $2 * 1024 }' /proc/meminfo 2>/dev/null | grep -E '^[0-9]+$') || facts_memory=""
 	{
-		printf '{"token":%s,"mac":%s,"hostname":%s,"arch":%s' \
-			"$(json_str "$token")" "$(json_str "$MAC")" "$(json_str "$(hostname)")" "$(json_str "$(uname -m)")"
+		printf '{"token":%s,"mac":%s' "$(json_str "$token")" "$(json_str "$MAC")"
+		[ -n "$facts_hostname" ] && printf ',"hostname":%s' "$(json_str "$facts_hostname")"
+		[ -n "$facts_arch" ] && printf ',"arch":%s' "$(json_str "$facts_arch")"
 		[ -n "$facts_uuid" ] && printf ',"uuid":%s' "$(json_str "$facts_uuid")"
 		[ -n "$facts_serial" ] && printf ',"serial":%s' "$(json_str "$facts_serial")"
 		[ -n "$facts_ip" ] && printf ',"ip":%s' "$(json_str "$facts_ip")"
-		printf ',"facts":{"kernel":%s,"agent":"edgejoin-agent/1"}}' "$(json_str "$(uname -r)")"
+		printf ',"facts":{"kernel":%s,"agent":"edgejoin-agent/1"' "$(json_str "$(uname -r)")"
+		[ -n "$facts_cpus" ] && printf ',"cpu_count":%s' "$facts_cpus"
+		[ -n "$facts_memory" ] && printf ',"memory_bytes":%s' "$facts_memory"
+		printf '}}'
 	} >"$STATE_DIR/enroll.json"
 	while :; do
 		api POST /api/v1/enroll "$STATE_DIR/enroll.json"

@@ -1,0 +1,285 @@
+/**
+ * The enrollment agent for real: `sh` runs the script exactly as user-data ships it, against an
+ * edgejoin served on a loopback port, with every path it touches pointed into a temp folder and
+ * k3s replaced by a fake install script and a fake `k3s` served from the artifacts folder.
+ */
+import { serve, type ServerType } from "@hono/node-server";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { machines, nodeEvents } from "../../db/schema.js";
+import { makeTestApp, testAdminToken } from "../helpers/app.js";
+import { eq } from "drizzle-orm";
+
+const k3sVersion = "v1.31.4+k3s1";
+
+function requireTools(): void {
+  for (const [tool, pkg] of [
+    ["sh", "dash"],
+    ["curl", "curl"],
+    ["awk", "mawk"],
+    ["sha256sum", "coreutils"],
+  ]) {
+    if (spawnSync("sh", ["-c", `command -v ${tool}`]).status !== 0) throw new Error(`${tool} is missing: apt-get install ${pkg}`);
+  }
+}
+
+type Edgejoin = ReturnType<typeof makeTestApp> & { url: string; server: ServerType };
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const f of cleanups.splice(0).reverse()) await f();
+});
+
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), "edgejoin-agent-"));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** edgejoin on 127.0.0.1 and a free port; its public URL is that address. */
+async function startEdgejoin(artifactsDir: string): Promise<Edgejoin> {
+  let fetchHandler: ((req: Request, env: unknown) => Response | Promise<Response>) | undefined;
+  let server!: ServerType;
+  const port = await new Promise<number>((resolve) => {
+    server = serve({ fetch: (req, env) => fetchHandler!(req, env), hostname: "127.0.0.1", port: 0 }, (info) => resolve(info.port));
+  });
+  cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const url = `http://127.0.0.1:${port}`;
+  const t = makeTestApp({ env: { EDGEJOIN_PUBLIC_URL: url, EDGEJOIN_ARTIFACTS_DIR: artifactsDir } });
+  fetchHandler = (req, env) => t.app.fetch(req, env);
+  return { ...t, url, server };
+}
+
+/** What cloud-init would leave on the machine: the agent and its three state files, from real user-data. */
+async function prepareMachine(ej: Edgejoin, mac: string, root: string) {
+  const res = await fetch(`${ej.url}/cloud-init/${mac}/user-data`);
+  expect(res.status).toBe(200);
+  const doc = parse(await res.text(), { version: "1.1" }) as { autoinstall: { "user-data": { write_files: { path: string; content: string }[] } } };
+  const files = Object.fromEntries(doc.autoinstall["user-data"].write_files.map((f) => [f.path, f.content]));
+  const paths = {
+    agent: join(root, "edgejoin-agent"),
+    state: join(root, "var/lib/edgejoin-agent"),
+    k3sConfig: join(root, "etc/rancher/k3s/config.yaml"),
+    k3sData: join(root, "var/lib/rancher/k3s"),
+    bin: join(root, "usr/local/bin"),
+    dmi: join(root, "dmi"),
+  };
+  mkdirSync(paths.state, { recursive: true });
+  mkdirSync(paths.dmi);
+  writeFileSync(paths.agent, files["/usr/local/sbin/edgejoin-agent"]!, { mode: 0o755 });
+  for (const name of ["server-url", "mac", "bootstrap-token"]) {
+    writeFileSync(join(paths.state, name), files[`/var/lib/edgejoin-agent/${name}`]!, { mode: 0o600 });
+  }
+  writeFileSync(join(paths.dmi, "product_uuid"), "8C3A5E2B-1D4F-4B6A-9C2E-7F1A0B3C4D5E\n");
+  writeFileSync(join(paths.dmi, "product_serial"), "SN-$0001\n");
+  return paths;
+}
+
+type AgentRun = { child: ChildProcess; stderr: () => string; exit: Promise<number | null> };
+
+function runAgent(paths: Awaited<ReturnType<typeof prepareMachine>>, extraEnv: Record<string, string> = {}): AgentRun {
+  let stderr = "";
+  const child = spawn("sh", [paths.agent], {
+    env: {
+      PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin",
+      EDGEJOIN_AGENT_STATE_DIR: paths.state,
+      EDGEJOIN_AGENT_K3S_CONFIG: paths.k3sConfig,
+      EDGEJOIN_AGENT_K3S_DATA: paths.k3sData,
+      EDGEJOIN_AGENT_BIN_DIR: paths.bin,
+      EDGEJOIN_AGENT_DMI_DIR: paths.dmi,
+      // retry_after is 30 s while pending: the cap keeps the test quick.
+      EDGEJOIN_AGENT_POLL_CAP: "1",
+      EDGEJOIN_AGENT_READY_INTERVAL: "1",
+      EDGEJOIN_AGENT_READY_TIMEOUT: "30",
+      ...extraEnv,
+    },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+  const exit = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  cleanups.push(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  });
+  return { child, stderr: () => stderr, exit };
+}
+
+async function waitFor<T>(what: string, probe: () => T | undefined | false, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (let i = 0; i < 1000 && Date.now() < deadline; i++) {
+    const v = probe();
+    if (v) return v;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+async function exitWithin(run: AgentRun, ms: number): Promise<number | null> {
+  const timeout = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), ms));
+  const code = await Promise.race([run.exit, timeout]);
+  if (code === "timeout") throw new Error(`agent still running after ${ms} ms; its log:\n${run.stderr()}`);
+  return code;
+}
+
+async function admin(ej: Edgejoin, path: string, body: unknown = {}) {
+  const res = await fetch(`${ej.url}${path}`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${testAdminToken}`, "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  expect(res.status, `${path}: ${await res.clone().text()}`).toBe(200);
+}
+
+const machineByMac = (ej: Edgejoin, mac: string) => ej.db.select().from(machines).where(eq(machines.mac, mac)).get();
+const stateFile = (paths: { state: string }, name: string) => (existsSync(join(paths.state, name)) ? readFileSync(join(paths.state, name), "utf8") : "");
+
+/** A fake k3s install script and binary in the artifacts folder, recording how they were run. */
+function fakeK3sArtifacts(artifacts: string, record: string) {
+  mkdirSync(join(artifacts, `k3s/${k3sVersion}`), { recursive: true });
+  writeFileSync(
+    join(artifacts, "k3s/install.sh"),
+    [
+      "#!/bin/sh",
+      "set -e",
+      `env | grep -E '^(INSTALL_K3S|K3S)_' | sort > '${record}/install-env'`,
+      '[ "$INSTALL_K3S_SKIP_DOWNLOAD" = true ] && [ -x "$INSTALL_K3S_BIN_DIR/k3s" ] || { echo "no k3s binary" >&2; exit 1; }',
+      `echo started > '${record}/k3s-service'`,
+      "",
+    ].join("\n"),
+  );
+  // `k3s kubectl get --raw=/readyz` fails twice (the API server is still starting), then succeeds.
+  writeFileSync(
+    join(artifacts, `k3s/${k3sVersion}/k3s`),
+    [
+      "#!/bin/sh",
+      `n=$(cat '${record}/readyz-calls' 2>/dev/null || echo 0); n=$((n + 1)); echo $n > '${record}/readyz-calls'`,
+      '[ "$1 $2 $3 $4" = "kubectl get --raw=/readyz " ] || exit 2',
+      '[ "$n" -gt 2 ] && echo ok',
+      "",
+    ].join("\n"),
+  );
+}
+
+describe("edgejoin-agent (sh) against a running edgejoin", () => {
+  it("enroll → wait → restart keeps the credential → reject → the agent stops cleanly, and stays stopped", async () => {
+    requireTools();
+    const root = tempDir();
+    const ej = await startEdgejoin(join(root, "artifacts"));
+    const mac = "52:54:00:aa:00:01";
+    const paths = await prepareMachine(ej, mac, root);
+
+    const first = runAgent(paths);
+    await waitFor("pending machine polling for approval", () => machineByMac(ej, mac)?.state === "pending" && stateFile(paths, "status").includes("pending_approval"));
+    const m = machineByMac(ej, mac)!;
+    expect(m).toMatchObject({ uuid: "8c3a5e2b-1d4f-4b6a-9c2e-7f1a0b3c4d5e", serial: "SN-0001" });
+    // The credential is root-only, the spent bootstrap token gone.
+    expect(statSync(join(paths.state, "credential")).mode & 0o777).toBe(0o600);
+    expect(statSync(paths.state).mode & 0o777).toBe(0o700);
+    expect(existsSync(join(paths.state, "bootstrap-token"))).toBe(false);
+    expect(first.stderr()).toContain("next poll in 1s");
+
+    // A reboot: the agent comes back with its credential, without enrolling again.
+    first.child.kill("SIGTERM");
+    await exitWithin(first, 5_000);
+    const second = runAgent(paths);
+    await waitFor("second run polling", () => second.stderr().includes("waiting (pending_approval)"));
+    expect(second.stderr()).not.toContain("enrolled");
+
+    await admin(ej, `/api/v1/nodes/${m.id}/reject`, { reason: "not ours" });
+    expect(await exitWithin(second, 10_000)).toBe(0);
+    expect(second.stderr()).toContain("stopped by the server: machine_rejected");
+    expect(stateFile(paths, "status")).toContain("machine_rejected");
+
+    const third = runAgent(paths);
+    expect(await exitWithin(third, 10_000)).toBe(0);
+    expect(third.stderr()).toContain("machine_rejected");
+  });
+
+  it("enroll → approve through the API → init server: k3s config 0600, fake install with the given env, k3s-started, ready with the CA hash; then an agent joins", async () => {
+    requireTools();
+    const root = tempDir();
+    const artifacts = join(root, "artifacts");
+    const record = join(root, "record");
+    mkdirSync(record);
+    fakeK3sArtifacts(artifacts, record);
+    const ej = await startEdgejoin(artifacts);
+    const mac = "52:54:00:aa:00:02";
+    const paths = await prepareMachine(ej, mac, root);
+    mkdirSync(join(paths.k3sData, "server/tls"), { recursive: true });
+    writeFileSync(join(paths.k3sData, "server/tls/server-ca.crt"), "-----BEGIN CERTIFICATE-----\nfake\n-----END CERTIFICATE-----\n");
+    const caHash = createHash("sha256").update(readFileSync(join(paths.k3sData, "server/tls/server-ca.crt"))).digest("hex");
+
+    const run = runAgent(paths);
+    await waitFor("pending", () => machineByMac(ej, mac)?.state === "pending");
+    const m = machineByMac(ej, mac)!;
+    await admin(ej, `/api/v1/nodes/${m.id}/approve`, {});
+    expect(await exitWithin(run, 30_000), run.stderr()).toBe(0);
+    expect(run.stderr()).toContain("node is ready as init");
+
+    const joined = machineByMac(ej, mac)!;
+    expect(joined).toMatchObject({ state: "joined", role: "init", caHash });
+    const events = ej.db.select().from(nodeEvents).where(eq(nodeEvents.machineId, m.id)).all();
+    expect(events.filter((e) => e.source === "agent").map((e) => [e.type, e.caHash])).toEqual([
+      ["installing", null],
+      ["k3s-started", null],
+      ["ready", caHash],
+    ]);
+
+    // What the server handed out is exactly what landed on disk, root-only.
+    const credential = stateFile(paths, "credential").trim();
+    const config = (await (await fetch(`${ej.url}/api/v1/node/config`, { headers: { authorization: `Bearer ${credential}` } })).json()) as { config_yaml: string };
+    expect(readFileSync(paths.k3sConfig, "utf8")).toBe(config.config_yaml);
+    expect(config.config_yaml).toContain("cluster-init: true");
+    expect(statSync(paths.k3sConfig).mode & 0o777).toBe(0o600);
+    expect(readFileSync(join(record, "install-env"), "utf8")).toBe(
+      [`INSTALL_K3S_BIN_DIR=${paths.bin}`, "INSTALL_K3S_EXEC=server", "INSTALL_K3S_SKIP_DOWNLOAD=true", `INSTALL_K3S_VERSION=${k3sVersion}`, ""].join("\n"),
+    );
+    expect(readFileSync(join(paths.bin, "k3s"), "utf8")).toBe(readFileSync(join(artifacts, `k3s/${k3sVersion}/k3s`), "utf8"));
+    expect(Number(readFileSync(join(record, "readyz-calls"), "utf8"))).toBe(3);
+
+    // Next boot: joined, nothing to do, nothing reported.
+    const again = runAgent(paths);
+    expect(await exitWithin(again, 5_000)).toBe(0);
+    expect(again.stderr()).toContain("already joined");
+    expect(ej.db.select().from(nodeEvents).where(eq(nodeEvents.machineId, m.id)).all()).toHaveLength(events.length);
+
+    // A second machine becomes an agent; its readiness is the kubelet's health endpoint.
+    const kubelet: Server = createServer((req, res) => res.end(req.url === "/healthz" ? "ok" : "no"));
+    await new Promise<void>((r) => kubelet.listen(0, "127.0.0.1", () => r()));
+    cleanups.push(() => new Promise<void>((r) => kubelet.close(() => r())));
+    const agentRoot = join(root, "second");
+    mkdirSync(agentRoot);
+    const agentMac = "52:54:00:aa:00:03";
+    const agentPaths = await prepareMachine(ej, agentMac, agentRoot);
+    const agentRun = runAgent(agentPaths, { EDGEJOIN_AGENT_KUBELET_HEALTHZ: `http://127.0.0.1:${(kubelet.address() as AddressInfo).port}/healthz` });
+    await waitFor("second machine pending", () => machineByMac(ej, agentMac)?.state === "pending");
+    await admin(ej, `/api/v1/nodes/${machineByMac(ej, agentMac)!.id}/approve`, {});
+    expect(await exitWithin(agentRun, 30_000), agentRun.stderr()).toBe(0);
+    expect(machineByMac(ej, agentMac)).toMatchObject({ state: "joined", role: "agent" });
+    expect(readFileSync(agentPaths.k3sConfig, "utf8")).not.toContain("cluster-init");
+    expect(readFileSync(join(record, "install-env"), "utf8")).toContain("INSTALL_K3S_EXEC=agent");
+  });
+
+  it("a failing install script → `failed` reported with the script's output, exit non-zero for systemd to retry", async () => {
+    requireTools();
+    const root = tempDir();
+    const artifacts = join(root, "artifacts");
+    mkdirSync(join(artifacts, "k3s"), { recursive: true });
+    writeFileSync(join(artifacts, "k3s/install.sh"), "#!/bin/sh\necho 'cannot reach github.com' >&2\nexit 7\n");
+    const ej = await startEdgejoin(artifacts);
+    const mac = "52:54:00:aa:00:04";
+    const paths = await prepareMachine(ej, mac, root);
+    const run = runAgent(paths);
+    await waitFor("pending", () => machineByMac(ej, mac)?.state === "pending");
+    await admin(ej, `/api/v1/nodes/${machineByMac(ej, mac)!.id}/approve`, {});
+    expect(await exitWithin(run, 30_000)).toBe(1);
+    const failed = ej.db.select().from(nodeEvents).where(eq(nodeEvents.type, "failed")).get();
+    expect(failed?.detail).toContain("cannot reach github.com");
+  });
+});
