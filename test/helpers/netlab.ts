@@ -12,7 +12,7 @@ import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { closeSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { delimiter, join } from "node:path";
+import { delimiter, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 
@@ -234,8 +234,9 @@ export type MachineOptions = {
   memoryMb?: number;
   cpus?: number;
   /**
-   * `firmware` (default): an empty NIC option ROM, so the machine's own PXE client runs (as on a
-   * NUC) and fetches iPXE over TFTP. `ipxe`: QEMU's iPXE ROM, which skips the TFTP leg.
+   * `firmware` (UEFI's default): an empty NIC option ROM, so OVMF's own PXE client runs (as on a
+   * NUC) and fetches iPXE over TFTP. `ipxe` (BIOS's default: SeaBIOS has no PXE client of its
+   * own): QEMU's iPXE ROM, which is iPXE already and skips the TFTP leg.
    */
   nicRom?: "firmware" | "ipxe";
   nicModel?: "virtio-net-pci" | "e1000";
@@ -370,7 +371,9 @@ export class NetLab {
       `--conf-file=${confFile}`,
       "--log-facility=-",
       "--pid-file=",
+      // Staying root with root's group keeps the parent-death signal (a credential change clears it).
       "--user=root",
+      "--group=root",
       `--dhcp-leasefile=${this.path(`${name}.leases`)}`,
     ]);
     await waitFor(`${name} to serve DHCP`, () => (/DHCP, IP range/.test(proc.output()) ? true : undefined), {
@@ -383,7 +386,7 @@ export class NetLab {
   /** Capture every frame on `iface` in `ns` to `<name>.pcap` (capture on a tap: bridged unicast is missed on the bridge). */
   async capture(ns: string, iface: string, name: string, filter: string[] = []): Promise<Capture> {
     const file = this.path(`${name}.pcap`);
-    const proc = this.spawn(ns, `${name}.tcpdump`, ["tcpdump", "-i", iface, "-n", "-U", "-s", "0", "-w", file, ...filter]);
+    const proc = this.spawn(ns, `${name}.tcpdump`, ["tcpdump", "-Z", "root", "-i", iface, "-n", "-U", "-s", "0", "-w", file, ...filter]);
     await waitFor(`tcpdump on ${iface}`, () => (/listening on/.test(proc.output()) ? true : undefined), {
       timeoutMs: 10_000,
       failIf: () => proc.death(),
@@ -433,7 +436,7 @@ export class NetLab {
       opts.nicModel ?? "virtio-net-pci",
       "netdev=net0",
       `mac=${opts.mac}`,
-      ...((opts.nicRom ?? "firmware") === "firmware" ? ["romfile="] : []),
+      ...((opts.nicRom ?? (firmware === "uefi" ? "firmware" : "ipxe")) === "firmware" ? ["romfile="] : []),
       `bootindex=${netBoot ? 0 : 1}`,
     ];
     args.push("-netdev", `tap,id=net0,ifname=${opts.tap},script=no,downscript=no`, "-device", nic.join(","));
@@ -444,7 +447,8 @@ export class NetLab {
       if (opts.disk.overlay ?? true) {
         assertLabHost(diskRequirements);
         const overlay = this.path(`${opts.name}.overlay.qcow2`);
-        await run("qemu-img", ["create", "-q", "-f", "qcow2", "-b", image, "-F", format, overlay]);
+        // qemu-img resolves a relative backing file from the overlay's folder, not ours.
+        await run("qemu-img", ["create", "-q", "-f", "qcow2", "-b", resolve(image), "-F", format, overlay]);
         image = overlay;
         format = "qcow2";
       }
@@ -548,17 +552,31 @@ export class NetLab {
 
 const nsPrefix = "ejlab-";
 
-/** Delete `ejlab-<pid>-…` namespaces whose test process no longer exists and that hold no process. */
+/**
+ * Delete `ejlab-<pid>-…` namespaces whose test process no longer exists. A process still inside
+ * one was started by that dead run (the name is unique to it) and is stopped by its PID first.
+ */
 async function sweepStaleNamespaces(): Promise<void> {
   const list = await run("ip", ["netns", "list"]);
   for (const line of list.split("\n")) {
     const name = line.split(" ")[0] ?? "";
     const m = new RegExp(`^${nsPrefix}(\\d+)-`).exec(name);
     if (!m) continue;
-    const pid = Number(m[1]);
-    if (pid === process.pid || existsSync(`/proc/${pid}`)) continue;
-    const pids = await run("ip", ["netns", "pids", name]).catch(() => "busy");
-    if (pids.trim() === "") await run("ip", ["netns", "del", name]).catch(() => undefined);
+    const owner = Number(m[1]);
+    if (owner === process.pid || existsSync(`/proc/${owner}`)) continue;
+    const leftovers = (await run("ip", ["netns", "pids", name]).catch(() => "")).split("\n").filter((p) => /^\d+$/.test(p)).map(Number);
+    for (const pid of leftovers) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // Already gone.
+      }
+    }
+    await waitFor(`processes left in ${name} to exit`, () => (leftovers.every((pid) => !existsSync(`/proc/${pid}`)) ? true : undefined), {
+      timeoutMs: 5_000,
+      intervalMs: 100,
+    }).catch(() => undefined);
+    await run("ip", ["netns", "del", name]).catch(() => undefined);
   }
 }
 
