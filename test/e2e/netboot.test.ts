@@ -139,6 +139,10 @@ describe("netboot with real firmware", () => {
       expect(installer).toContain(`kernel ${site.publicUrl}${kernelPath} `);
       expect(installer).toContain(` ds=nocloud-net;s=${site.publicUrl}/cloud-init/${machine.mac}/ `);
       expect(vm.serial()).toContain(`edgejoin: installing ${machine.mac} for cluster default`);
+      // edgejoin's request log saw the same three requests.
+      const requests = log().filter((l) => l.msg === "request").map((l) => `${String(l.method)} ${String(l.path)} ${String(l.status)}`);
+      expect(requests.filter((r) => r === "GET /boot.ipxe 200").length, `edgejoin's request log: ${requests.join(", ")}`).toBeGreaterThanOrEqual(2);
+      expect(requests.some((r) => r.startsWith(`GET ${kernelPath} `)), `edgejoin's request log: ${requests.join(", ")}`).toBe(true);
       lab.timeline.mark(`${vm.name}: GET /boot.ipxe (chain)`, chain!.at);
       lab.timeline.mark(`${vm.name}: GET /boot.ipxe?mac=… (installer script)`, identified!.at);
 
