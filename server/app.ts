@@ -72,8 +72,9 @@ export function createApp(input: AppInput | Deps) {
     c.set("sourceIp", ip.replace(/^::ffff:/, ""));
     const started = performance.now();
     await next();
+    // The client address ties a request to a machine (through its DHCP lease) when reading a boot's story.
     deps.logger.debug(
-      { requestId: c.var.requestId, method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(performance.now() - started) },
+      { requestId: c.var.requestId, method: c.req.method, path: c.req.path, status: c.res.status, ip: c.var.sourceIp || undefined, ms: Math.round(performance.now() - started) },
       "request",
     );
   });
