@@ -1,0 +1,318 @@
+/**
+ * A real edgejoin process on loopback, and a crowd of simulated machines walking the whole life
+ * (boot.ipxe → user-data → enroll → approve → config → k3s events) against it over HTTP.
+ * Approval is done by the test through the admin API as machines enroll: no backdoor.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { createSocket } from "node:dgram";
+import { mkdirSync } from "node:fs";
+import { request as httpRequest } from "node:http";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parse } from "yaml";
+import { testCaHash, testMac } from "./fixtures.js";
+
+const mainPath = fileURLToPath(new URL("../../server/main.ts", import.meta.url));
+const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
+
+/** A free TCP port on 127.0.0.1 (bound, read, released). */
+export function freeTcpPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** A free UDP port on 127.0.0.1, for the TFTP listener the server always starts. */
+export function freeUdpPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createSocket("udp4");
+    s.once("error", reject);
+    s.bind(0, "127.0.0.1", () => {
+      const port = s.address().port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * One request on its own TCP connection, as each curl call of a real agent is: no keep-alive
+ * socket reuse, whose close races would show up as resets that no machine would see.
+ */
+export function httpExchange(
+  method: string,
+  url: string,
+  o: { headers?: Record<string, string>; body?: string | undefined; timeoutMs: number },
+): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method, headers: o.headers, agent: false, timeout: o.timeoutMs }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString("utf8") }));
+      res.on("error", reject);
+    });
+    req.on("timeout", () => req.destroy(Object.assign(new Error("request timed out"), { code: "ETIMEDOUT" })));
+    req.on("error", reject);
+    req.end(o.body);
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** One edgejoin server process on a fixed loopback port and data folder; restartable. */
+export class EdgejoinProcess {
+  private child: ChildProcess | undefined;
+  /** Everything the server wrote to stdout/stderr, across restarts. */
+  output = "";
+
+  constructor(
+    readonly dataDir: string,
+    readonly httpPort: number,
+    readonly tftpPort: number,
+    readonly adminToken: string,
+  ) {}
+
+  get url(): string {
+    return `http://127.0.0.1:${this.httpPort}`;
+  }
+
+  /** Start it and wait until /healthz answers (at most 20 s). */
+  async start(): Promise<void> {
+    const emptyDir = join(this.dataDir, "empty");
+    mkdirSync(emptyDir, { recursive: true });
+    const child = spawn(process.execPath, ["--import", "tsx", mainPath], {
+      cwd: repoRoot,
+      env: {
+        PATH: process.env.PATH ?? "/usr/bin:/bin",
+        HOME: process.env.HOME ?? "/tmp",
+        EDGEJOIN_PUBLIC_URL: this.url,
+        EDGEJOIN_HTTP_HOST: "127.0.0.1",
+        EDGEJOIN_HTTP_PORT: String(this.httpPort),
+        EDGEJOIN_TFTP_HOST: "127.0.0.1",
+        EDGEJOIN_TFTP_PORT: String(this.tftpPort),
+        EDGEJOIN_DATA_DIR: this.dataDir,
+        EDGEJOIN_BOOT_DIR: emptyDir,
+        EDGEJOIN_IPXE_DIR: emptyDir,
+        EDGEJOIN_ADMIN_TOKEN: this.adminToken,
+        EDGEJOIN_LOG_LEVEL: "warn",
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    this.child = child;
+    child.stdout!.on("data", (d: Buffer) => (this.output += d.toString()));
+    child.stderr!.on("data", (d: Buffer) => (this.output += d.toString()));
+    const deadline = Date.now() + 20_000;
+    while (Date.now() < deadline) {
+      if (child.exitCode !== null) throw new Error(`edgejoin exited with ${child.exitCode} at start:\n${this.output.slice(-3000)}`);
+      try {
+        const res = await fetch(`${this.url}/healthz`, { signal: AbortSignal.timeout(1_000) });
+        if (res.ok) return;
+      } catch {
+        // not listening yet
+      }
+      await sleep(50);
+    }
+    throw new Error(`edgejoin did not answer /healthz within 20 s:\n${this.output.slice(-3000)}`);
+  }
+
+  /** Send `signal` to this process (by its PID) and wait for it to exit. */
+  async stop(signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((r) => child.once("exit", () => r()));
+    child.kill(signal);
+    await Promise.race([exited, sleep(10_000)]);
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill("SIGKILL");
+      await exited;
+    }
+  }
+}
+
+/** What one simulated machine saw. */
+export type MachineTrace = {
+  index: number;
+  mac: string;
+  nodeId?: number;
+  roles: Set<string>;
+  /** The first 200 config body. */
+  config?: { role: string; k3s_version: string; install: { env: Record<string, string> }; config_yaml: string };
+  enrolledAt?: number;
+  configAt?: number;
+  joinedAt?: number;
+  waitReasons: Set<string>;
+  reEnrolls: number;
+};
+
+/** Totals for the report: how hard the crowd pushed and what came back. */
+export type StormStats = {
+  machines: number;
+  seconds: number;
+  requests: number;
+  maxInFlight: number;
+  status: Record<string, number>;
+  networkErrors: number;
+  /** Network failures by cause (ECONNREFUSED while the server is down, resets when it dies). */
+  networkErrorCauses: Record<string, number>;
+  serverErrors: { path: string; status: number; body: string }[];
+};
+
+export type StormOptions = {
+  server: () => string;
+  adminToken: string;
+  count: number;
+  /** How long a simulated k3s takes from started to ready, by role. */
+  joinMs?: { init: number; server: number; agent: number };
+  /** How often a waiting machine asks again (the server's retry_after is seconds; tests do not wait that long). */
+  pollMs?: number;
+  /** Give up after this long. */
+  deadlineMs?: number;
+  /** Called after each machine received its config, with how many have one. */
+  onConfig?: (trace: MachineTrace, released: number) => void;
+};
+
+/** Walk `count` machines through their whole life concurrently; resolves when all are joined. */
+export async function runStorm(o: StormOptions): Promise<{ traces: MachineTrace[]; stats: StormStats }> {
+  const joinMs = o.joinMs ?? { init: 300, server: 300, agent: 50 };
+  const pollMs = o.pollMs ?? 600;
+  const deadline = Date.now() + (o.deadlineMs ?? 50_000);
+  const stats: StormStats = { machines: o.count, seconds: 0, requests: 0, maxInFlight: 0, status: {}, networkErrors: 0, networkErrorCauses: {}, serverErrors: [] };
+  let inFlight = 0;
+  let released = 0;
+  const admin = { authorization: `Bearer ${o.adminToken}` };
+
+  /** One HTTP exchange; network failures (a killed server) are retried until the deadline. */
+  async function call(method: string, path: string, opts: { body?: unknown; headers?: Record<string, string> } = {}) {
+    for (;;) {
+      if (Date.now() > deadline) throw new Error(`storm deadline passed during ${method} ${path}`);
+      inFlight++;
+      stats.maxInFlight = Math.max(stats.maxInFlight, inFlight);
+      stats.requests++;
+      try {
+        const res = await httpExchange(method, `${o.server()}${path}`, {
+          headers: { ...(opts.body === undefined ? {} : { "content-type": "application/json" }), ...opts.headers },
+          body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+          timeoutMs: 60_000,
+        });
+        const text = res.text;
+        stats.status[res.status] = (stats.status[res.status] ?? 0) + 1;
+        if (res.status >= 500) {
+          stats.serverErrors.push({ path, status: res.status, body: text.slice(0, 300) });
+          await sleep(100);
+          continue;
+        }
+        return { status: res.status, text, json: () => JSON.parse(text) as Record<string, any> };
+      } catch (err) {
+        if (err instanceof SyntaxError) throw err;
+        stats.networkErrors++;
+        const cause = (err as NodeJS.ErrnoException).code ?? (err as Error).name;
+        stats.networkErrorCauses[cause] = (stats.networkErrorCauses[cause] ?? 0) + 1;
+        await sleep(100 + Math.random() * 100);
+      } finally {
+        inFlight--;
+      }
+    }
+  }
+
+  function bootstrapTokenOf(userData: string): string {
+    let found: string | undefined;
+    const walk = (v: unknown) => {
+      if (found || v === null || typeof v !== "object") return;
+      const rec = v as Record<string, unknown>;
+      if (typeof rec.path === "string" && rec.path.endsWith("/bootstrap-token") && typeof rec.content === "string") found = rec.content.trim();
+      for (const child of Object.values(rec)) walk(child);
+    };
+    walk(parse(userData));
+    if (!found) throw new Error("no bootstrap token in user-data");
+    return found;
+  }
+
+  async function enroll(t: MachineTrace): Promise<string> {
+    for (;;) {
+      const ud = await call("GET", `/cloud-init/${t.mac}/user-data`);
+      if (ud.status !== 200) throw new Error(`user-data for ${t.mac}: ${ud.status} ${ud.text.slice(0, 200)}`);
+      const res = await call("POST", "/api/v1/enroll", { body: { token: bootstrapTokenOf(ud.text), mac: t.mac, arch: "x86_64" } });
+      // The first attempt may have spent the token before the server died: fetch a fresh one.
+      if (res.status === 409 && res.json().error === "token_replayed") {
+        t.reEnrolls++;
+        continue;
+      }
+      if (res.status !== 201) throw new Error(`enroll ${t.mac}: ${res.status} ${res.text.slice(0, 200)}`);
+      const body = res.json();
+      t.nodeId = body.node_id as number;
+      return body.credential as string;
+    }
+  }
+
+  async function approve(t: MachineTrace): Promise<void> {
+    const res = await call("POST", `/api/v1/nodes/${t.nodeId}/approve`, { body: {}, headers: admin });
+    if (res.status === 200) return;
+    // An approve whose answer was lost in a crash: the machine is already past pending.
+    if (res.status === 409) {
+      const node = await call("GET", `/api/v1/nodes/${t.nodeId}`, { headers: admin });
+      if (node.status === 200 && node.json().state !== "pending") return;
+    }
+    throw new Error(`approve ${t.mac}: ${res.status} ${res.text.slice(0, 200)}`);
+  }
+
+  async function event(t: MachineTrace, credential: string, type: string, caHash?: string) {
+    const res = await call("POST", "/api/v1/node/events", {
+      body: { type, ...(caHash ? { ca_hash: caHash } : {}) },
+      headers: { authorization: `Bearer ${credential}` },
+    });
+    if (res.status !== 202) throw new Error(`${type} from ${t.mac}: ${res.status} ${res.text.slice(0, 200)}`);
+  }
+
+  async function life(t: MachineTrace): Promise<void> {
+    const boot = await call("GET", `/boot.ipxe?mac=${encodeURIComponent(t.mac)}`);
+    if (boot.status !== 200 || !boot.text.startsWith("#!ipxe")) throw new Error(`boot.ipxe for ${t.mac}: ${boot.status}`);
+    const credential = await enroll(t);
+    await approve(t);
+    t.enrolledAt = Date.now();
+    for (;;) {
+      const res = await call("GET", "/api/v1/node/config", { headers: { authorization: `Bearer ${credential}` } });
+      if (res.status === 200) {
+        const body = res.json();
+        t.roles.add(body.role as string);
+        t.config = body as MachineTrace["config"];
+        t.configAt = Date.now();
+        released++;
+        o.onConfig?.(t, released);
+        break;
+      }
+      if (res.status !== 202) throw new Error(`config for ${t.mac}: ${res.status} ${res.text.slice(0, 200)}`);
+      t.waitReasons.add(res.json().reason as string);
+      await sleep(pollMs / 2 + Math.random() * pollMs);
+    }
+    const role = t.config!.role as keyof typeof joinMs;
+    await event(t, credential, "k3s-started");
+    await sleep(joinMs[role]);
+    await event(t, credential, "ready", role === "agent" ? undefined : testCaHash);
+    t.joinedAt = Date.now();
+    // Ask once more, as an agent does after a reboot: same role, same config.
+    const again = await call("GET", "/api/v1/node/config", { headers: { authorization: `Bearer ${credential}` } });
+    if (again.status !== 200) throw new Error(`config after ready for ${t.mac}: ${again.status}`);
+    t.roles.add(again.json().role as string);
+  }
+
+  const started = performance.now();
+  const traces: MachineTrace[] = Array.from({ length: o.count }, (_, i) => ({
+    index: i,
+    mac: testMac(i + 1),
+    roles: new Set<string>(),
+    waitReasons: new Set<string>(),
+    reEnrolls: 0,
+  }));
+  const results = await Promise.allSettled(traces.map((t) => life(t)));
+  stats.seconds = Math.round((performance.now() - started) / 100) / 10;
+  const failures = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failures.length > 0) {
+    throw new Error(`${failures.length} machines did not converge; first: ${String((failures[0]!.reason as Error).message)}`);
+  }
+  return { traces, stats };
+}
