@@ -16,6 +16,7 @@ import { parse } from "yaml";
 import { machines, nodeEvents } from "../../db/schema.js";
 import { makeTestApp, testAdminToken } from "../helpers/app.js";
 import { eq } from "drizzle-orm";
+import { expectValidUserData } from "../cloud-init/cloud-init-tools.js";
 
 const k3sVersion = "v1.31.4+k3s1";
 
@@ -61,7 +62,9 @@ async function startEdgejoin(artifactsDir: string): Promise<Edgejoin> {
 async function prepareMachine(ej: Edgejoin, mac: string, root: string) {
   const res = await fetch(`${ej.url}/cloud-init/${mac}/user-data`);
   expect(res.status).toBe(200);
-  const doc = parse(await res.text(), { version: "1.1" }) as { autoinstall: { "user-data": { write_files: { path: string; content: string }[] } } };
+  const text = await res.text();
+  expectValidUserData(text);
+  const doc = parse(text, { version: "1.1" }) as { autoinstall: { "user-data": { write_files: { path: string; content: string }[] } } };
   const files = Object.fromEntries(doc.autoinstall["user-data"].write_files.map((f) => [f.path, f.content]));
   const paths = {
     agent: join(root, "edgejoin-agent"),

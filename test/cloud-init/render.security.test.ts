@@ -6,7 +6,7 @@ import { parse } from "yaml";
 import { CloudConfigTemplateError, CloudInitRenderer, toYaml, yamlFlow } from "../../server/render/cloud-init.js";
 import { TemplateSet } from "../../server/render/templates.js";
 import { testConfig } from "../helpers/app.js";
-import { cloudInitSchema, pyyamlLoad } from "./cloud-init-tools.js";
+import { cloudInitSchema, expectValidUserData, pyyamlLoad } from "./cloud-init-tools.js";
 
 /** Values that break naive YAML templating, one way each. */
 const hostile = [
@@ -62,6 +62,10 @@ describe("YAML escaping of rendered cloud-config", () => {
       expect(file(doc, "/etc/systemd/system/edgejoin-agent.service")).toBe(value || "x");
       expect(doc.write_files).toHaveLength(5);
     }
+  });
+
+  it("each hostile document → cloud-init's schema check accepts it", () => {
+    expectValidUserData(...hostile.map((v) => renderer.cloudImage(cloudImageView(v))));
   });
 
   it("every hostile value in one document → cloud-init's schema validator accepts it", () => {

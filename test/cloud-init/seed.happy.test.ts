@@ -5,6 +5,7 @@ import { auditEvents, clusters, machines } from "../../db/schema.js";
 import { verifyBootstrapToken } from "../../server/enrollment/tokens.js";
 import { makeTestApp, testPublicUrl } from "../helpers/app.js";
 import { expectGolden } from "../helpers/golden.js";
+import { expectValidUserData } from "./cloud-init-tools.js";
 
 const mac = "52:54:00:12:34:56";
 type WriteFile = { path: string; content: string; permissions: string };
@@ -71,6 +72,7 @@ describe("GET /cloud-init/:mac/*", () => {
     expect(res.status).toBe(200);
     const text = await res.text();
     expectGolden("cloud-init/ubuntu-autoinstall.user-data", redactUserData(text));
+    expectValidUserData(text);
     const doc = parse(text, { version: "1.1" }) as { autoinstall: Record<string, any> };
     expect(Object.keys(doc)).toEqual(["autoinstall"]);
     const ai = doc.autoinstall;
@@ -102,6 +104,7 @@ describe("GET /cloud-init/:mac/*", () => {
     expect(res.status).toBe(200);
     const text = await res.text();
     expectGolden("cloud-init/cloud-image.user-data", redactUserData(text));
+    expectValidUserData(text);
     const doc = parse(text, { version: "1.1" }) as Record<string, any>;
     expect(doc.autoinstall).toBeUndefined();
     expect(doc.hostname).toBe("node-525400123456");
@@ -117,5 +120,6 @@ describe("GET /cloud-init/:mac/*", () => {
     const b = await (await app.request(`/cloud-init/${mac}/user-data`)).text();
     expect(a).not.toBe(b);
     expect(redactUserData(a)).toBe(redactUserData(b));
+    expectValidUserData(a, b);
   });
 });
