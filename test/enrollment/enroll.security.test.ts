@@ -278,7 +278,9 @@ describe("admin token", () => {
     const { node_id, credential } = await discoverAndEnroll(t);
     const attempts: Array<Record<string, string>> = [{}, { authorization: "Bearer wrong-token-wrong-token-wrong" }, { authorization: `Bearer ${credential}` }, { authorization: "Bearer" }];
     for (const headers of attempts) {
-      await expectRefused(await t.app.request("/api/v1/nodes", { headers }), 401, "unauthorized");
+      const res = await t.app.request("/api/v1/nodes", { headers });
+      expect(res.headers.get("www-authenticate")).toBe('Bearer realm="edgejoin admin"');
+      await expectRefused(res, 401, "unauthorized");
       await expectRefused(await postJson(t, `/api/v1/nodes/${node_id}/approve`, {}, headers), 401, "unauthorized");
     }
     expect(t.db.select().from(machines).get()!.state).toBe("pending");

@@ -66,6 +66,10 @@ describe("signing keys in the data folder", () => {
     await t.app.request(`/boot.ipxe?${bootQuery}`);
     const oldKid = keyring.active.kid;
     const { token: issuedBefore } = await tokenFor(t);
+    // A node credential from before the rotation, for another machine.
+    const other = "52:54:00:00:00:77";
+    const early = await enroll(t, (await tokenFor(t, other)).token, { mac: other, uuid: undefined, serial: undefined });
+    const { credential: credentialBefore } = (await early.json()) as { credential: string };
 
     expect((await t.app.request("/api/v1/keys/rotate", { method: "POST" })).status).toBe(401);
     t.clock.advance(1000);
@@ -81,6 +85,8 @@ describe("signing keys in the data folder", () => {
     expect(statSync(join(dir, "keys", `${body.active_kid}.json`)).mode & 0o777).toBe(0o600);
 
     expect((await enroll(t, issuedBefore)).status).toBe(201);
+    const config = await t.app.request("/api/v1/node/config", { headers: { authorization: `Bearer ${credentialBefore}` } });
+    expect(config.status).toBe(202);
     const { token: issuedAfter } = await tokenFor(t);
     expect(decodeProtectedHeader(issuedAfter).kid).toBe(body.active_kid);
     expect(t.db.select().from(auditEvents).where(eq(auditEvents.action, "signing_key.rotated")).all()).toHaveLength(1);
