@@ -7,7 +7,7 @@ import { Hono, type Context } from "hono";
 import type { AppEnv } from "../context.js";
 import { issueBootstrapToken } from "../enrollment/tokens.js";
 import { ApiError } from "../errors.js";
-import { logUploadCommand } from "../render/cloud-init.js";
+import { logUploadCommand, userDataTemplatePath } from "../render/cloud-init.js";
 import { getCluster } from "../store/clusters.js";
 import { assignHostname } from "../store/hostnames.js";
 import { issueProgressToken } from "../store/install-progress.js";
@@ -16,13 +16,12 @@ import { selectSeedMachine } from "./middleware/select-seed-machine.js";
 const yamlHeaders = { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" };
 const seedFiles = new Set(["meta-data", "user-data", "vendor-data", "network-config"]);
 
-/** A cluster's own template: a relative path inside the templates folder, never climbing out. */
+/** A cluster's own template, checked again here: the stored path must not leave the templates folder. */
 function clusterTemplate(path: string | null): string | undefined {
   if (!path) return undefined;
-  if (!/^[A-Za-z0-9._/-]+$/.test(path) || path.split("/").some((s) => s === ".." || s === "") || path.startsWith("/")) {
-    throw new ApiError("internal", "the cluster's user_data_template must be a relative path inside the templates folder");
-  }
-  return path.replace(/\.mustache$/, "");
+  const parsed = userDataTemplatePath.safeParse(path);
+  if (!parsed.success) throw new ApiError("internal", "the cluster's user_data_template must be a relative path inside the templates folder");
+  return parsed.data;
 }
 
 async function userData(c: Context<AppEnv>): Promise<string> {
