@@ -83,6 +83,7 @@ function refusal(err: unknown, what: string): ApiError {
   if (err instanceof ApiError) return err;
   if (err instanceof errors.JWTExpired) return new ApiError("token_expired", `the ${what} has expired`);
   if (err instanceof errors.JWTClaimValidationFailed) {
+    if (err.reason === "missing") return new ApiError("token_invalid", `the ${what} lacks its ${err.claim} claim`);
     if (err.claim === "nbf" || err.claim === "iat") return new ApiError("token_not_yet_valid", `the ${what} is not valid yet`);
     if (err.claim === "aud" || err.claim === "typ") return new ApiError("token_wrong_audience", `this token is not a ${what}`);
     if (err.claim === "iss") return new ApiError("token_invalid", `the ${what} was issued by another server`);

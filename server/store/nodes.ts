@@ -3,7 +3,7 @@
  * decision, the agent's progress events, and the inventory admins list. Each change and its
  * audit record are written in one transaction.
  */
-import { and, desc, eq, lt, ne, sql } from "drizzle-orm";
+import { and, desc, eq, lt, ne } from "drizzle-orm";
 import type { Db, Queryable } from "../../db/client.js";
 import { machines, nodeEvents, usedTokens, type MachineState } from "../../db/schema.js";
 import type { MachineRow } from "../context.js";
@@ -250,14 +250,15 @@ export function rejectMachine(db: Db, id: number, o: { reason?: string | undefin
 
 /** Machines for the admin inventory, oldest first, optionally one state or cluster. */
 export function listMachines(db: Queryable, filter: { state?: MachineState | undefined; clusterId?: number | undefined } = {}): MachineRow[] {
-  const conditions = [
-    filter.state ? eq(machines.state, filter.state) : undefined,
-    filter.clusterId !== undefined ? eq(machines.clusterId, filter.clusterId) : undefined,
-  ].filter((c) => c !== undefined);
   return db
     .select()
     .from(machines)
-    .where(conditions.length ? and(...conditions) : sql`1`)
+    .where(
+      and(
+        filter.state ? eq(machines.state, filter.state) : undefined,
+        filter.clusterId !== undefined ? eq(machines.clusterId, filter.clusterId) : undefined,
+      ),
+    )
     .orderBy(machines.id)
     .all();
 }

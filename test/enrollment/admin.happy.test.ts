@@ -19,6 +19,10 @@ describe("admin inventory", () => {
     expect(nodes[0]!.first_seen_at).toBe("2026-11-25T12:00:00.000Z");
     const none = await t.app.request("/api/v1/nodes?state=joined", { headers: admin });
     expect(((await none.json()) as { nodes: unknown[] }).nodes).toHaveLength(0);
+    const inCluster = await t.app.request("/api/v1/nodes?cluster_id=1&state=pending", { headers: admin });
+    expect(((await inCluster.json()) as { nodes: unknown[] }).nodes).toHaveLength(1);
+    const otherCluster = await t.app.request("/api/v1/nodes?cluster_id=2", { headers: admin });
+    expect(((await otherCluster.json()) as { nodes: unknown[] }).nodes).toHaveLength(0);
     const one = await t.app.request(`/api/v1/nodes/${node_id}`, { headers: admin });
     expect(await one.json()).toMatchObject({ id: node_id, mac });
   });

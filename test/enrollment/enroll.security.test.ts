@@ -115,6 +115,25 @@ describe("bootstrap token attacks on POST /api/v1/enroll", () => {
     await expectRefused(await enroll(t, forged), 401, "token_wrong_audience");
   });
 
+  it("our key and typ but no exp or no jti → 401 token_invalid", async () => {
+    const { t } = await setup();
+    for (const drop of ["exp", "jti"]) {
+      const claims: Record<string, unknown> = claimsFor(t);
+      delete claims[drop];
+      const forged = await new SignJWT(claims)
+        .setProtectedHeader({ alg: "EdDSA", typ: "edgejoin-bootstrap+jwt", kid: t.keyring.active.kid })
+        .sign(t.keyring.active.privateKey);
+      const body = await (async () => {
+        const res = await enroll(t, forged);
+        expect(res.status).toBe(401);
+        return (await res.json()) as { error: string; message: string };
+      })();
+      expect(body).toMatchObject({ error: "token_invalid" });
+      expect(body.message).toContain(drop);
+    }
+    expect(t.db.select().from(usedTokens).all()).toHaveLength(0);
+  });
+
   it("another server's issuer → 401 token_invalid", async () => {
     const { t } = await setup();
     const forged = await new SignJWT(claimsFor(t, { iss: "http://10.99.0.1:8080" }))
