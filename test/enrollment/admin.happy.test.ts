@@ -51,6 +51,16 @@ describe("POST /api/v1/nodes/:id/approve and /reject", () => {
     expect(a!.detail).toMatchObject({ from: "pending", role: "server", hostname: "edge-01" });
   });
 
+  it("decision from a socket → audit records the admin's source address", async () => {
+    const t = makeTestApp();
+    const { node_id } = await discoverAndEnroll(t);
+    const socket = { incoming: { socket: { remoteAddress: "::ffff:10.77.0.9", remotePort: 40000, remoteFamily: "IPv6" } } };
+    const res = await t.app.request(`/api/v1/nodes/${node_id}/reject`, { method: "POST", headers: admin }, socket);
+    expect(res.status).toBe(200);
+    const [a] = t.db.select().from(auditEvents).where(eq(auditEvents.action, "machine.rejected")).all();
+    expect(a).toMatchObject({ actor: "admin", sourceIp: "10.77.0.9", machineId: node_id });
+  });
+
   it("approve with an empty body → role auto in the machine's cluster", async () => {
     const t = makeTestApp();
     const { node_id } = await discoverAndEnroll(t);
