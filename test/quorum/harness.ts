@@ -172,6 +172,8 @@ export type StormOptions = {
   pollMs?: number;
   /** Give up after this long. */
   deadlineMs?: number;
+  /** Called after each machine was approved, with how many are. */
+  onApproved?: (trace: MachineTrace, approved: number) => void;
   /** Called after each machine received its config, with how many have one. */
   onConfig?: (trace: MachineTrace, released: number) => void;
 };
@@ -184,6 +186,7 @@ export async function runStorm(o: StormOptions): Promise<{ traces: MachineTrace[
   const stats: StormStats = { machines: o.count, seconds: 0, requests: 0, maxInFlight: 0, status: {}, networkErrors: 0, networkErrorCauses: {}, serverErrors: [] };
   let inFlight = 0;
   let released = 0;
+  let approved = 0;
   const admin = { authorization: `Bearer ${o.adminToken}` };
 
   /** One HTTP exchange; network failures (a killed server) are retried until the deadline. */
@@ -274,6 +277,7 @@ export async function runStorm(o: StormOptions): Promise<{ traces: MachineTrace[
     const credential = await enroll(t);
     await approve(t);
     t.enrolledAt = Date.now();
+    o.onApproved?.(t, ++approved);
     for (;;) {
       const res = await call("GET", "/api/v1/node/config", { headers: { authorization: `Bearer ${credential}` } });
       if (res.status === 200) {

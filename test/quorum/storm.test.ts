@@ -103,7 +103,7 @@ function report(name: string, stats: StormStats, traces: MachineTrace[], extra: 
   console.log(
     `${name}: ${JSON.stringify({ machines: stats.machines, seconds: stats.seconds, max_in_flight: stats.maxInFlight, requests: stats.requests, status: stats.status, network_errors: stats.networkErrors, ...extra })}`,
   );
-  console.log(`${name} sample configs (secrets elided):\n${["init", "server", "agent"].map((r) => `--- ${r}\n${sample(r).replace(/[0-9a-f]{64}/g, "<hex64>")}`).join("")}`);
+  console.log(`${name} sample configs (secrets elided):\n${["init", "server", "agent"].map((r) => `--- ${r}\n${sample(r).replace(/K10[0-9a-f]{64}::/g, "K10<ca-hash>::").replace(/[0-9a-f]{64}/g, "<secret>")}`).join("")}`);
 }
 
 describe("boot storm", () => {
@@ -133,19 +133,17 @@ describe("boot storm", () => {
   );
 
   it(
-    "the same storm with edgejoin killed by SIGKILL twice midway and restarted on its data → no seat twice, nobody lost, all converge",
+    "the same storm with edgejoin killed by SIGKILL three times midway and restarted on its data → no seat twice, nobody lost, all converge",
     async () => {
       const server = await startServer();
       const kills: string[] = [];
       let restarting: Promise<void> | undefined;
+      // Kills queue behind a restart still in progress, so each one happens.
       const crash = (why: string) => {
-        if (restarting) return;
         kills.push(why);
-        restarting = (async () => {
+        restarting = (restarting ?? Promise.resolve()).then(async () => {
           await server.stop("SIGKILL");
           await server.start();
-        })().finally(() => {
-          restarting = undefined;
         });
       };
       const { traces, stats } = await runStorm({
@@ -153,15 +151,19 @@ describe("boot storm", () => {
         adminToken,
         count: machinesInStorm,
         deadlineMs: 55_000,
+        // Once among the enrolls and approvals (tokens spent, approvals whose answer is lost).
+        onApproved: (_t, approved) => {
+          if (approved === 100) crash("enrolling");
+        },
         onConfig: (t, released) => {
-          // Once while the first joining server installs (gating state in flight), once among the agents.
+          // Then while the first joining server installs (gating state in flight), once among the agents.
           if (t.config!.role === "server" && !kills.includes("first joining server")) crash("first joining server");
           else if (released === Math.floor(machinesInStorm / 2)) crash("half released");
         },
       });
       await restarting;
       await server.stop("SIGTERM");
-      expect(kills).toEqual(["first joining server", "half released"]);
+      expect(kills).toEqual(["enrolling", "first joining server", "half released"]);
       expect(stats.networkErrors).toBeGreaterThan(0);
       verifyConverged(server, traces, stats);
       report("crash", stats, traces, { kills: kills.length, re_enrolls: traces.reduce((n, t) => n + t.reEnrolls, 0) });
