@@ -475,7 +475,8 @@ export function getQuorum(deps: Deps, clusterId: number): QuorumReport {
       const flagged = tx
         .select({ id: machines.id })
         .from(machines)
-        .where(and(eq(machines.clusterId, clusterId), eq(machines.splitBrainRisk, true)))
+        // Retiring the flagged machine is how an admin closes the alarm after dealing with it.
+        .where(and(eq(machines.clusterId, clusterId), eq(machines.splitBrainRisk, true), ne(machines.state, "retired")))
         .all()
         .map((r) => r.id);
       const view = quorumView(cluster, servers);
