@@ -6,6 +6,7 @@ import { Hono, type Context } from "hono";
 import { z } from "zod";
 import type { AppEnv, MachineRow } from "../context.js";
 import { ApiError } from "../errors.js";
+import { getMachine } from "../store/machines.js";
 import { recordAgentEvent } from "../store/nodes.js";
 import { recordNodeEvent, resolveNodeConfig } from "../store/quorum.js";
 import { nodeAuth } from "./middleware/node-auth.js";
@@ -14,9 +15,9 @@ import { limitJsonBody, validate } from "./middleware/validate.js";
 /** Seconds an agent waits before asking again while a human decides. */
 const pendingRetryAfter = 30;
 
-function wait(c: Context<AppEnv>, machine: MachineRow, reason: string, retryAfter: number) {
+function wait(c: Context<AppEnv>, state: MachineRow["state"], reason: string, retryAfter: number) {
   c.header("retry-after", String(retryAfter));
-  return c.json({ state: machine.state, reason, retry_after: retryAfter }, 202);
+  return c.json({ state, reason, retry_after: retryAfter }, 202);
 }
 
 /** Refuse a machine an admin turned away; the agent stops on these codes. */
@@ -41,9 +42,13 @@ export const nodeRoutes = new Hono<AppEnv>()
   .get("/api/v1/node/config", nodeAuth, (c) => {
     const machine = c.var.machine;
     refuseStopped(machine);
-    if (machine.state === "discovered" || machine.state === "pending") return wait(c, machine, "pending_approval", pendingRetryAfter);
+    if (machine.state === "discovered" || machine.state === "pending") return wait(c, machine.state, "pending_approval", pendingRetryAfter);
     const decision = resolveNodeConfig(c.var.deps, machine);
-    if (decision.kind === "wait") return wait(c, machine, decision.reason, decision.retryAfter);
+    if (decision.kind === "wait") {
+      // The quorum may have moved the machine (e.g. approved → provisioning) while deciding.
+      const now = getMachine(c.var.deps.db, machine.id)?.state ?? machine.state;
+      return wait(c, now, decision.reason, decision.retryAfter);
+    }
     return c.json(decision.body, 200);
   })
   .post("/api/v1/node/events", limitJsonBody, nodeAuth, validate("json", nodeEvent), (c) => {
