@@ -398,4 +398,5 @@ main() {
 	log "node is ready as $role"
 }
 
-main "$@"
+# Tests load the functions alone with EDGEJOIN_AGENT_FUNCTIONS_ONLY=1.
+[ "${EDGEJOIN_AGENT_FUNCTIONS_ONLY:-}" = 1 ] || main "$@"
