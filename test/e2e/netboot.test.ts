@@ -14,6 +14,9 @@ import {
   dhcpMessages,
   dnsmasqNetbootConf,
   labFiles,
+  netbootRequirements,
+  otherDhcpRequirements,
+  type SiteDhcp,
   NetLab,
   openSite,
   repoRoot,
@@ -57,19 +60,50 @@ describe("lab host check", () => {
   });
 });
 
+/** The README's ISC dhcpd example, made whole for the lab's addresses (its range replaces the placeholder comment). */
+function iscDhcpdConfFromReadme(): string {
+  const placeholder = "  # ... your range, routers, domain-name-servers ...\n";
+  const text = readmeBlock("ISC dhcpd");
+  if (!text.includes(placeholder)) throw new Error(`README's ISC dhcpd example lost its placeholder line ${JSON.stringify(placeholder)}`);
+  const [first, last] = siteAddressing.range;
+  return toLabAddresses(text.replace(placeholder, `  range ${first} ${last};\n`));
+}
+
+/** The README's Kea client classes inside a whole kea-dhcp4 configuration for the lab. */
+function keaConfFromReadme(): string {
+  const [first, last] = siteAddressing.range;
+  return [
+    "{",
+    '"Dhcp4": {',
+    '"interfaces-config": { "interfaces": ["eth0"] },',
+    '"lease-database": { "type": "memfile", "persist": false },',
+    `${toLabAddresses(readmeBlock("Kea")).trimEnd()},`,
+    `"subnet4": [{ "id": 1, "subnet": "10.77.0.0/24", "pools": [{ "pool": "${first} - ${last}" }] }]`,
+    "}",
+    "}",
+    "",
+  ].join("\n");
+}
+
+/** README example addresses → the lab's (edgejoin at 10.77.0.1 on 10.77.0.0/24). */
+function toLabAddresses(text: string): string {
+  return text.replaceAll("192.168.1.10", siteAddressing.edgejoin).replaceAll("192.168.1.0", "10.77.0.0");
+}
+
 describe("netboot with real firmware", () => {
   let lab: NetLab | undefined;
   afterAll(async () => {
     await lab?.close();
   });
 
-  it("UEFI machine PXE-boots via the site's dnsmasq → snponly.efi byte-exact over TFTP, iPXE chains to /boot.ipxe, stored as discovered, served the installer", async () => {
-    assertLabHost();
+  /** Boot one UEFI machine through `dhcp` and check every leg from power-on to the installer script. */
+  async function netbootsThrough(dhcp: SiteDhcp, label: string, macSuffix: string) {
+    assertLabHost([...netbootRequirements, ...(typeof dhcp === "object" ? otherDhcpRequirements[dhcp.server] : [])]);
     lab = await NetLab.open();
-    const machine = { mac: "52:54:00:e7:00:01", serial: `EJ-E2E-${randomBytes(3).toString("hex").toUpperCase()}`, uuid: randomUUID() };
+    const machine = { mac: `52:54:00:e7:00:${macSuffix}`, serial: `EJ-E2E-${randomBytes(3).toString("hex").toUpperCase()}`, uuid: randomUUID() };
     let passed = false;
     try {
-      const site = await openSite(lab, { machines: 1 });
+      const site = await openSite(lab, { machines: 1, dhcp });
       const capture = await lab.capture(site.lan, site.taps[0]!, "tap0");
       const vm = await lab.machine({
         name: "uefi-1",
@@ -80,7 +114,7 @@ describe("netboot with real firmware", () => {
         smbios: { serial: machine.serial, uuid: machine.uuid, manufacturer: "edgejoin lab", product: "e2e netboot" },
       });
       const log = () => site.edgejoin.logLines();
-      const deadProcess = () => site.edgejoin.process.death() ?? vm.process.death() ?? site.dnsmasq?.death();
+      const deadProcess = () => site.edgejoin.process.death() ?? vm.process.death() ?? site.dhcpServer?.death();
       const httpFromMachine = () => httpExchanges(readPcap(capture.file), siteAddressing.httpPort).filter((x) => x.clientMac === machine.mac);
 
       // The install script names the cluster's kernel: iPXE asking for it proves it ran that script.
@@ -95,14 +129,14 @@ describe("netboot with real firmware", () => {
       const packets = await capture.stop();
 
       // DHCP: firmware (no user-class, arch 7) → snponly.efi from edgejoin; iPXE (user-class iPXE) → /boot.ipxe.
-      const dhcp = dhcpMessages(packets).filter((m) => m.chaddr === machine.mac);
-      const firmwareRequest = dhcp.find((m) => m.fromClient && m.userClass === undefined);
+      const dhcpSeen = dhcpMessages(packets).filter((m) => m.chaddr === machine.mac);
+      const firmwareRequest = dhcpSeen.find((m) => m.fromClient && m.userClass === undefined);
       expect(firmwareRequest?.clientArch, "firmware's DHCP option 93").toBe(7);
-      const acks = dhcp.filter((m) => !m.fromClient && m.type === 5);
+      const acks = dhcpSeen.filter((m) => !m.fromClient && m.type === 5);
       const firmwareAck = acks[0];
       expect(firmwareAck?.bootFile, "boot file dnsmasq gave the firmware").toBe("snponly.efi");
       expect(firmwareAck?.siaddr, "next-server dnsmasq gave the firmware").toBe(siteAddressing.edgejoin);
-      const ipxeRequest = dhcp.find((m) => m.fromClient && m.userClass === "iPXE");
+      const ipxeRequest = dhcpSeen.find((m) => m.fromClient && m.userClass === "iPXE");
       expect(ipxeRequest, "a DHCP request from iPXE (user-class iPXE)").toBeDefined();
       const ipxeAck = acks.find((m) => m.at > ipxeRequest!.at);
       expect(ipxeAck?.bootFile, "boot file dnsmasq gave iPXE").toBe(`${site.publicUrl}/boot.ipxe`);
@@ -157,9 +191,21 @@ describe("netboot with real firmware", () => {
       passed = true;
     } finally {
       const timeline = lab.timeline.format();
-      if (!passed) console.error(`netboot lab: logs, serial console and capture kept in ${lab.keep("netboot")}\n${timeline}`);
-      else console.info(`netboot lab timeline:\n${timeline}`);
+      if (!passed) console.error(`netboot lab (${label}): logs, serial console and capture kept in ${lab.keep(`netboot-${label}`)}\n${timeline}`);
+      else console.info(`netboot lab (${label}) timeline:\n${timeline}`);
       await lab.close();
     }
+  }
+
+  it("UEFI machine PXE-boots via the site's dnsmasq (README config) → snponly.efi byte-exact over TFTP, iPXE chains to /boot.ipxe, stored as discovered, served the installer", async () => {
+    await netbootsThrough("netboot", "dnsmasq", "01");
+  }, 180_000);
+
+  it("UEFI machine PXE-boots via ISC dhcpd configured from the README → same boot, no loop", async () => {
+    await netbootsThrough({ server: "isc-dhcpd", conf: iscDhcpdConfFromReadme() }, "isc-dhcpd", "02");
+  }, 180_000);
+
+  it("UEFI machine PXE-boots via Kea configured from the README → same boot, no loop", async () => {
+    await netbootsThrough({ server: "kea", conf: keaConfFromReadme() }, "kea", "03");
   }, 180_000);
 });

@@ -53,6 +53,12 @@ export const netbootRequirements: LabRequirement[] = [
   command("tcpdump", "tcpdump"),
 ];
 
+/** The other DHCP servers the README has examples for. */
+export const otherDhcpRequirements = {
+  "isc-dhcpd": [command("dhcpd", "isc-dhcp-server")],
+  kea: [command("kea-dhcp4", "kea-dhcp4-server")],
+} satisfies Record<string, LabRequirement[]>;
+
 /** A disk overlay needs qemu-img. */
 export const diskRequirements: LabRequirement[] = [command("qemu-img", "qemu-utils")];
 
@@ -360,7 +366,7 @@ export class NetLab {
 
   /**
    * dnsmasq with `conf` (see `labDnsmasqConf`) as the site's DHCP server in `ns`; resolves once
-   * it serves DHCP. Its log (with `log-dhcp`, every offer and the options in it) is `<name>.log`.
+   * it has bound its sockets. Its log (with `log-dhcp`, every offer and its options) is `<name>.log`.
    */
   async dnsmasq(ns: string, conf: string, name = "dnsmasq"): Promise<LabProcess> {
     const confFile = this.path(`${name}.conf`);
@@ -376,8 +382,43 @@ export class NetLab {
       "--group=root",
       `--dhcp-leasefile=${this.path(`${name}.leases`)}`,
     ]);
-    await waitFor(`${name} to serve DHCP`, () => (/DHCP, IP range/.test(proc.output()) ? true : undefined), {
+    // It logs this after binding its sockets and before answering anything.
+    await waitFor(`${name} to start`, () => (/started, version/.test(proc.output()) ? true : undefined), {
       timeoutMs: 10_000,
+      failIf: () => proc.death(),
+    });
+    return proc;
+  }
+
+  /** ISC dhcpd with `conf` (a whole dhcpd.conf) on `iface` in `ns`, in the foreground, logging to `<name>.log`. */
+  async iscDhcpd(ns: string, iface: string, conf: string, name = "dhcpd"): Promise<LabProcess> {
+    assertLabHost(otherDhcpRequirements["isc-dhcpd"]);
+    writeFileSync(this.path(`${name}.conf`), conf);
+    writeFileSync(this.path(`${name}.leases`), "");
+    const proc = this.spawn(ns, name, [
+      "dhcpd", "-f", "-d", "-4",
+      "-cf", this.path(`${name}.conf`),
+      "-lf", this.path(`${name}.leases`),
+      "-pf", this.path(`${name}.pid`),
+      iface,
+    ]);
+    await waitFor(`${name} to start`, () => (new RegExp(`Sending on +\\S+/${iface}`).test(proc.output()) ? true : undefined), {
+      timeoutMs: 10_000,
+      failIf: () => proc.death(),
+    });
+    return proc;
+  }
+
+  /** Kea's DHCPv4 server with `conf` (a whole kea-dhcp4 JSON configuration) in `ns`, logging to `<name>.log`. */
+  async kea(ns: string, conf: string, name = "kea-dhcp4"): Promise<LabProcess> {
+    assertLabHost(otherDhcpRequirements.kea);
+    writeFileSync(this.path(`${name}.json`), conf);
+    // Kea keeps its PID and lock files in system folders unless told otherwise.
+    const proc = this.spawn(ns, name, ["kea-dhcp4", "-c", this.path(`${name}.json`)], {
+      env: { KEA_PIDFILE_DIR: this.dir, KEA_LOCKFILE_DIR: this.dir },
+    });
+    await waitFor(`${name} to start`, () => (/DHCP4_STARTED/.test(proc.output()) ? true : undefined), {
+      timeoutMs: 15_000,
       failIf: () => proc.death(),
     });
     return proc;
@@ -616,21 +657,22 @@ export function dnsmasqNetbootConf(site: SiteNetboot): string {
 }
 
 /**
- * A whole dnsmasq configuration for a lab: DHCP only (no DNS), on one interface, with router
- * advertisements for a ULA prefix (iPXE otherwise waits ~13 s for IPv6), then the site's netboot
- * lines from `dnsmasqNetbootConf`.
+ * A whole dnsmasq configuration for a lab: no DNS, on one interface, router advertisements for a
+ * ULA prefix (iPXE otherwise waits ~13 s for IPv6), DHCPv4 on `range` if given, then the site's
+ * netboot lines from `dnsmasqNetbootConf` if given. Without `range` it only advertises the
+ * prefix, next to another DHCP server.
  */
-export function labDnsmasqConf(opts: { iface: string; range: [string, string]; ula?: string; site: SiteNetboot }): string {
+export function labDnsmasqConf(opts: { iface: string; range?: [string, string]; ula?: string; site?: SiteNetboot }): string {
   return [
     "port=0",
     `interface=${opts.iface}`,
     "bind-interfaces",
-    `dhcp-range=${opts.range[0]},${opts.range[1]},1h`,
+    ...(opts.range ? [`dhcp-range=${opts.range[0]},${opts.range[1]},1h`] : []),
     ...(opts.ula ? [`dhcp-range=${opts.ula},ra-only`, "enable-ra"] : []),
     // Without it dnsmasq pings each address for 3 s before offering it.
     "no-ping",
     "log-dhcp",
-    dnsmasqNetbootConf(opts.site),
+    ...(opts.site ? [dnsmasqNetbootConf(opts.site)] : [""]),
   ].join("\n");
 }
 
@@ -646,6 +688,9 @@ export const siteAddressing = {
   httpPort: 8080,
 } as const;
 
+/** The site's DHCP server: dnsmasq as the README says, dnsmasq without boot options, none, or ISC dhcpd / Kea with a whole configuration. */
+export type SiteDhcp = "netboot" | "plain" | "none" | { server: "isc-dhcpd" | "kea"; conf: string };
+
 /** A site: a LAN namespace (bridge `br0`, taps for machines, edgejoin) and the site's DHCP server in its own namespace. */
 export type Site = {
   lan: string;
@@ -653,19 +698,23 @@ export type Site = {
   taps: string[];
   publicUrl: string;
   edgejoin: EdgejoinServer;
+  /** The DHCPv4 server (dnsmasq, dhcpd or kea-dhcp4), if any. */
+  dhcpServer: LabProcess | undefined;
+  /** The same process when the DHCP server is dnsmasq (its `log-dhcp` lines tell who got what). */
   dnsmasq: LabProcess | undefined;
-  dnsmasqConf: string | undefined;
+  dhcpConf: string | undefined;
+  /** dnsmasq sending only router advertisements next to ISC dhcpd or Kea. */
+  routerAdvertiser: LabProcess | undefined;
 };
 
 /**
  * Build a site inside `lab`: the LAN namespace with a bridge and `machines` taps, edgejoin
- * serving on the bridge's address, and dnsmasq (in its own namespace, joined to the bridge by a
- * veth) configured as the README tells users (`dhcp: "netboot"`), as a plain DHCP server with no
- * boot options (`"plain"`, for edgejoin's ProxyDHCP), or absent (`"none"`).
+ * serving on the bridge's address, and the site's DHCP server in its own namespace, joined to
+ * the bridge by a veth (see `SiteDhcp`; the default is dnsmasq configured as the README says).
  */
 export async function openSite(
   lab: NetLab,
-  opts: { machines?: number; dhcp?: "netboot" | "plain" | "none"; efiBinary?: SiteNetboot["efiBinary"]; edgejoinEnv?: Record<string, string> } = {},
+  opts: { machines?: number; dhcp?: SiteDhcp; efiBinary?: SiteNetboot["efiBinary"]; edgejoinEnv?: Record<string, string> } = {},
 ): Promise<Site> {
   const a = siteAddressing;
   const lan = await lab.namespace("lan");
@@ -680,22 +729,24 @@ export async function openSite(
   lab.timeline.mark("edgejoin serving");
 
   const dhcp = opts.dhcp ?? "netboot";
-  let dhcpNs = "";
-  let dnsmasq: LabProcess | undefined;
-  let dnsmasqConf: string | undefined;
-  if (dhcp !== "none") {
-    dhcpNs = await lab.namespace("dhcp");
-    await lab.veth(
-      { ns: lan, name: "dhcp0", bridge: "br0" },
-      { ns: dhcpNs, name: "eth0", addresses: [`${a.dhcpServer}/${a.prefixLength}`, `${a.dhcpServer6}/64`] },
-    );
-    const site: SiteNetboot = { edgejoinAddress: a.edgejoin, publicUrl, efiBinary: opts.efiBinary };
-    dnsmasqConf = labDnsmasqConf({ iface: "eth0", range: a.range, ula: a.ula, site });
-    if (dhcp === "plain") dnsmasqConf = dnsmasqConf.slice(0, dnsmasqConf.indexOf(dnsmasqNetbootConf(site)));
-    dnsmasq = await lab.dnsmasq(dhcpNs, dnsmasqConf);
-    lab.timeline.mark("site DHCP serving");
+  const site: Site = { lan, dhcpNs: "", taps, publicUrl, edgejoin, dhcpServer: undefined, dnsmasq: undefined, dhcpConf: undefined, routerAdvertiser: undefined };
+  if (dhcp === "none") return site;
+  site.dhcpNs = await lab.namespace("dhcp");
+  await lab.veth(
+    { ns: lan, name: "dhcp0", bridge: "br0" },
+    { ns: site.dhcpNs, name: "eth0", addresses: [`${a.dhcpServer}/${a.prefixLength}`, `${a.dhcpServer6}/64`] },
+  );
+  if (dhcp === "netboot" || dhcp === "plain") {
+    const netboot: SiteNetboot = { edgejoinAddress: a.edgejoin, publicUrl, efiBinary: opts.efiBinary };
+    site.dhcpConf = labDnsmasqConf({ iface: "eth0", range: a.range, ula: a.ula, site: dhcp === "netboot" ? netboot : undefined });
+    site.dhcpServer = site.dnsmasq = await lab.dnsmasq(site.dhcpNs, site.dhcpConf);
+  } else {
+    site.routerAdvertiser = await lab.dnsmasq(site.dhcpNs, labDnsmasqConf({ iface: "eth0", ula: a.ula }), "ra-dnsmasq");
+    site.dhcpConf = dhcp.conf;
+    site.dhcpServer = dhcp.server === "kea" ? await lab.kea(site.dhcpNs, dhcp.conf) : await lab.iscDhcpd(site.dhcpNs, "eth0", dhcp.conf);
   }
-  return { lan, dhcpNs, taps, publicUrl, edgejoin, dnsmasq, dnsmasqConf };
+  lab.timeline.mark("site DHCP serving");
+  return site;
 }
 
 // ---------------------------------------------------------------------------------------------
