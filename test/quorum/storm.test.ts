@@ -97,11 +97,28 @@ function verifyConverged(server: EdgejoinProcess, traces: MachineTrace[], stats:
   }
 }
 
+/** Seconds from the first approval: when the servers got their config and were ready, when agents were released. */
+function timeline(traces: MachineTrace[]) {
+  const t0 = Math.min(...traces.map((t) => t.enrolledAt!));
+  const at = (ms: number) => Math.round((ms - t0) / 100) / 10;
+  const agents = traces.filter((t) => t.roles.has("agent"));
+  return {
+    all_approved_s: at(Math.max(...traces.map((t) => t.enrolledAt!))),
+    servers: traces
+      .filter((t) => !t.roles.has("agent"))
+      .sort((a, b) => a.configAt! - b.configAt!)
+      .map((t) => ({ role: t.config!.role, config_s: at(t.configAt!), ready_s: at(t.joinedAt!) })),
+    first_agent_s: at(Math.min(...agents.map((t) => t.configAt!))),
+    last_agent_s: at(Math.max(...agents.map((t) => t.configAt!))),
+    all_joined_s: at(Math.max(...traces.map((t) => t.joinedAt!))),
+  };
+}
+
 function report(name: string, stats: StormStats, traces: MachineTrace[], extra: Record<string, unknown> = {}) {
   const sample = (role: string) => traces.find((t) => t.roles.has(role))?.config?.config_yaml ?? "";
   // Figures for the report: machines, seconds, concurrency, answers by status.
   console.log(
-    `${name}: ${JSON.stringify({ machines: stats.machines, seconds: stats.seconds, max_in_flight: stats.maxInFlight, requests: stats.requests, status: stats.status, network_errors: stats.networkErrors, ...extra })}`,
+    `${name}: ${JSON.stringify({ machines: stats.machines, seconds: stats.seconds, max_in_flight: stats.maxInFlight, requests: stats.requests, status: stats.status, network_errors: stats.networkErrors, ...extra, timeline: timeline(traces) })}`,
   );
   console.log(`${name} sample configs (secrets elided):\n${["init", "server", "agent"].map((r) => `--- ${r}\n${sample(r).replace(/K10[0-9a-f]{64}::/g, "K10<ca-hash>::").replace(/[0-9a-f]{64}/g, "<secret>")}`).join("")}`);
 }
@@ -113,16 +130,6 @@ describe("boot storm", () => {
       const server = await startServer();
       const { traces, stats } = await runStorm({ server: () => server.url, adminToken, count: machinesInStorm, deadlineMs: 55_000 });
       await server.stop("SIGTERM");
-      const t0 = Math.min(...traces.map((t) => t.enrolledAt!)) - 1;
-      const at = (ms: number | undefined) => ((ms! - t0) / 1000).toFixed(1);
-      console.log("timeline", JSON.stringify({
-        lastEnrolled: at(Math.max(...traces.map((t) => t.enrolledAt!))),
-        servers: traces.filter((t) => !t.roles.has("agent")).map((t) => [t.config!.role, at(t.configAt), at(t.joinedAt)]),
-        firstAgent: at(Math.min(...traces.filter((t) => t.roles.has("agent")).map((t) => t.configAt!))),
-        lastAgent: at(Math.max(...traces.filter((t) => t.roles.has("agent")).map((t) => t.configAt!))),
-        lastJoined: at(Math.max(...traces.map((t) => t.joinedAt!))),
-      }));
-      console.log(JSON.stringify({ seconds: stats.seconds, causes: stats.networkErrorCauses, status: stats.status, maxInFlight: stats.maxInFlight, requests: stats.requests }));
       verifyConverged(server, traces, stats);
       expect(stats.networkErrors).toBe(0);
       const waited = traces.filter((t) => t.roles.has("server")).flatMap((t) => [...t.waitReasons]);
