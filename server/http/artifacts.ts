@@ -36,6 +36,7 @@ function byteRange(header: string | undefined, size: number): { start: number; e
   return { start, end };
 }
 
+/** Read-only files from the artifacts folder (GET, HEAD, single byte ranges). */
 export const artifactsRoutes = new Hono<AppEnv>().get("/artifacts/*", async (c) => {
   const name = requestedName(c.req.url);
   if (!name) throw new ApiError("not_found", "no such artifact");

@@ -91,6 +91,7 @@ const knownFile = async (c: Context<AppEnv>, next: () => Promise<void>) => {
   await next();
 };
 
+/** The four NoCloud seed files, each with and without a trailing slash. */
 export const cloudInitRoutes = new Hono<AppEnv>()
   .get("/cloud-init/:mac/:file", knownFile, selectSeedMachine, seedFile)
   .get("/cloud-init/:mac/:file/", knownFile, selectSeedMachine, seedFile);

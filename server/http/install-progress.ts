@@ -44,6 +44,7 @@ function authorize(c: Context<AppEnv>): MachineRow {
   return machine;
 }
 
+/** The installer's event webhook and its log upload. */
 export const installProgressRoutes = new Hono<AppEnv>()
   .post("/install-progress/:mac", limit(maxEventBytes), async (c) => {
     const machine = authorize(c);

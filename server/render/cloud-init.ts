@@ -157,7 +157,9 @@ const autoinstallView = z
   })
   .strict();
 
+/** What the cloud-image user-data template may use. */
 export type CloudImageView = z.input<typeof cloudImageView>;
+/** What the ubuntu-autoinstall user-data template may use. */
 export type AutoinstallView = z.input<typeof autoinstallView>;
 
 /** Where the enrollment agent, its unit and its configuration live on a machine. */

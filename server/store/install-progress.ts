@@ -3,7 +3,7 @@
  * can do nothing but add installer events to that one machine's record.
  */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import { and, desc, eq } from "drizzle-orm";
+import { eq } from "drizzle-orm";
 import type { Db, Queryable } from "../../db/client.js";
 import { machines, nodeEvents } from "../../db/schema.js";
 import type { MachineRow } from "../context.js";
@@ -49,15 +49,4 @@ export function recordInstallerEvent(db: Db, machine: MachineRow, event: Install
       });
     }
   });
-}
-
-/** The machine's installer events, newest first. */
-export function listInstallerEvents(db: Queryable, machineId: number, limit = 200) {
-  return db
-    .select()
-    .from(nodeEvents)
-    .where(and(eq(nodeEvents.machineId, machineId), eq(nodeEvents.source, "installer")))
-    .orderBy(desc(nodeEvents.id))
-    .limit(limit)
-    .all();
 }
