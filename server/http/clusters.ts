@@ -2,6 +2,8 @@
  * Clusters admin API: create, list, get, change, and who holds which quorum seat. Admin only.
  * The k3s tokens are made at creation and never leave edgejoin through this API.
  */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../context.js";
@@ -28,6 +30,7 @@ function present(c: ClusterRow) {
     taints: c.taints,
     hostname_pattern: c.hostnamePattern,
     match_cidrs: c.matchCidrs,
+    user_data_template: c.userDataTemplate,
     ca_hash: c.caHash,
     created_at: new Date(c.createdAt).toISOString(),
     updated_at: new Date(c.updatedAt).toISOString(),
@@ -46,7 +49,16 @@ function toFields(p: ClusterPatch): Partial<ClusterFields> {
   if (p.taints !== undefined) f.taints = p.taints;
   if (p.hostname_pattern !== undefined) f.hostnamePattern = p.hostname_pattern;
   if (p.match_cidrs !== undefined) f.matchCidrs = p.match_cidrs;
+  if (p.user_data_template !== undefined) f.userDataTemplate = p.user_data_template;
   return f;
+}
+
+/** A cluster's own user-data template must exist now, not fail at the first machine's boot. */
+function requireTemplate(templatesDir: string, path: string | null | undefined): void {
+  if (!path) return;
+  if (!existsSync(join(templatesDir, `${path}.mustache`))) {
+    throw new ApiError("validation_failed", `user_data_template: there is no ${path}.mustache in the templates folder`);
+  }
 }
 
 export const clusterRoutes = new Hono<AppEnv>()
@@ -54,6 +66,7 @@ export const clusterRoutes = new Hono<AppEnv>()
   .post("/api/v1/clusters", limitJsonBody, adminAuth, validate("json", clusterCreate), (c) => {
     const { db, clock, config } = c.var.deps;
     const body = c.req.valid("json");
+    requireTemplate(config.templatesDir, body.user_data_template);
     const row = createCluster(
       db,
       {
@@ -67,6 +80,7 @@ export const clusterRoutes = new Hono<AppEnv>()
         taints: body.taints,
         hostnamePattern: body.hostname_pattern,
         matchCidrs: body.match_cidrs,
+        userDataTemplate: body.user_data_template,
       },
       { now: clock(), actor: adminActor, sourceIp: c.var.sourceIp || null },
     );
@@ -80,9 +94,10 @@ export const clusterRoutes = new Hono<AppEnv>()
     return c.json(present(row));
   })
   .patch("/api/v1/clusters/:id", limitJsonBody, adminAuth, validate("param", idParam), validate("json", clusterPatch), (c) => {
-    const { db, clock } = c.var.deps;
+    const { db, clock, config } = c.var.deps;
     const { id } = c.req.valid("param");
     const change = toFields(c.req.valid("json"));
+    requireTemplate(config.templatesDir, change.userDataTemplate);
     const result = updateCluster(db, id, change, { now: clock(), actor: adminActor, sourceIp: c.var.sourceIp || null }, (tx) => {
       if (change.servers === undefined) return undefined;
       const held = countServerSeats(tx, id);

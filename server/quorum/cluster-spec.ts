@@ -5,6 +5,7 @@
  */
 import { isIP } from "node:net";
 import { z } from "zod";
+import { userDataTemplatePath } from "../render/cloud-init.js";
 import { ipxeToken, splitKernelArgs } from "../render/ipxe.js";
 import { dnsLabelPattern, hostnamePatternProblem } from "./node-name.js";
 
@@ -121,6 +122,7 @@ export const clusterCreate = z
     taints: z.array(nodeTaint).max(32).default([]),
     hostname_pattern: hostnamePattern.default("node-{mac}"),
     match_cidrs: matchCidrs.default([]),
+    user_data_template: userDataTemplatePath.nullable().default(null),
   })
   .strict();
 
@@ -137,6 +139,7 @@ export const clusterPatch = z
     taints: z.array(nodeTaint).max(32),
     hostname_pattern: hostnamePattern,
     match_cidrs: matchCidrs,
+    user_data_template: userDataTemplatePath.nullable(),
   })
   .partial()
   .strict();

@@ -100,6 +100,7 @@ export type ClusterFields = {
   taints: string[];
   hostnamePattern: string;
   matchCidrs: string[];
+  userDataTemplate: string | null;
 };
 
 type ClusterAudit = { now: number; actor: string; sourceIp?: string | null };

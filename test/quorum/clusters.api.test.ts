@@ -117,6 +117,18 @@ describe("clusters API", () => {
     }
   });
 
+  it("user_data_template → must name a template that exists inside the templates folder", async () => {
+    const c = client();
+    const ok = await c.call("POST", "/api/v1/clusters", { name: "own", user_data_template: "cloud-init/cloud-image.user-data.mustache" });
+    expect(ok.status).toBe(201);
+    expect(ok.body.user_data_template).toBe("cloud-init/cloud-image.user-data");
+    for (const path of ["../../etc/passwd", "/etc/passwd", "cloud-init/missing.user-data", "a b"]) {
+      const res = await c.call("POST", "/api/v1/clusters", { name: "bad", user_data_template: path });
+      expect(res.status, path).toBe(422);
+    }
+    expect((await c.call("PATCH", `/api/v1/clusters/${ok.body.id}`, { user_data_template: null })).body.user_data_template).toBeNull();
+  });
+
   it("exactly one default: a new default takes the flag; un-defaulting the default → 422", async () => {
     const c = client();
     const created = await c.call("POST", "/api/v1/clusters", { ...site, is_default: true });
