@@ -156,7 +156,7 @@ describe("netboot with real firmware", () => {
       lab.timeline.mark(`${vm.name}: TFTP snponly.efi done (${full!.data.length} bytes)`, full!.endedAt);
       // edgejoin's own account of the transfer agrees on the size.
       const served = log().filter((l) => l.file === "snponly.efi" && typeof l.bytes === "number" && String(l.client).startsWith(`${firmwareAck!.yiaddr}:`));
-      expect(served.map((l) => l.bytes), `edgejoin's log of snponly.efi transfers to ${firmwareAck!.yiaddr}`).toEqual([expected.length]);
+      expect(served.map((l) => l.bytes), `bytes in edgejoin's log of snponly.efi transfers to ${firmwareAck!.yiaddr}`).toContain(expected.length);
 
       // HTTP, read back from the capture: the bare chain, then the identified request answered with the installer.
       const http = packets.length > 0 ? httpExchanges(packets, siteAddressing.httpPort).filter((x) => x.clientMac === machine.mac) : [];
