@@ -265,12 +265,13 @@ export function resolveNodeConfig(deps: Deps, machine: Pick<MachineRow, "id">): 
         if (role !== "agent") servers = serverHolders(tx, cluster.id);
       } else if (m.state === "approved") {
         // It holds a seat yet came back through approval (re-imaged): it is installing again.
-        // An init server that ran k3s keeps k3sStartedAt: it is never replaced automatically.
+        // A server that ran k3s keeps k3sStartedAt, so no lease takes its seat: etcd still lists it
+        // as a member, and a replacement would join beside that member rather than instead of it.
         m = tx
           .update(machines)
           .set({
             readyAt: null,
-            ...(m.role !== "init" || m.k3sStartedAt === null ? { roleAssignedAt: now, k3sStartedAt: null } : {}),
+            ...(m.role === "agent" || m.k3sStartedAt === null ? { roleAssignedAt: now, k3sStartedAt: null } : {}),
             ...setState("provisioning", now),
           })
           .where(eq(machines.id, m.id))
