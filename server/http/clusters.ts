@@ -61,6 +61,7 @@ function requireTemplate(templatesDir: string, path: string | null | undefined):
   }
 }
 
+/** `/api/v1/clusters` routes, admin only. */
 export const clusterRoutes = new Hono<AppEnv>()
   .get("/api/v1/clusters", adminAuth, (c) => c.json({ clusters: listClusters(c.var.deps.db).map(present) }))
   .post("/api/v1/clusters", limitJsonBody, adminAuth, validate("json", clusterCreate), (c) => {

@@ -17,6 +17,7 @@ export const clusterName = z
   .string()
   .regex(dnsLabelPattern, "name must be a DNS label: 1-63 lower-case letters, digits or '-', starting and ending with a letter or digit");
 
+/** Desired server count; the message says why only odd counts up to 7. */
 export const desiredServers = z
   .number({ error: "servers must be a number: 1, 3, 5 or 7" })
   .refine((n) => (serverCounts as readonly number[]).includes(n), {
@@ -30,6 +31,7 @@ export const registrationAddress = z
   .string()
   .refine((v) => isIP(v) !== 0 || dnsName.test(v), "registration_address must be an IP address or a DNS name (no scheme, no port)");
 
+/** A k3s release name as GitHub tags it. */
 export const k3sVersion = z.string().regex(/^v\d+\.\d+\.\d+\+k3s\d+$/, "k3s_version must look like v1.31.4+k3s1");
 
 // Kubernetes label syntax: optional DNS-subdomain prefix, a name of up to 63 characters.
@@ -60,8 +62,10 @@ function isIpv4Cidr(v: string): boolean {
   return !!m && m.slice(1, 5).every((o) => Number(o) <= 255) && Number(m[5]) <= 32;
 }
 
+/** Source networks whose machines belong to the cluster. */
 export const matchCidrs = z.array(z.string().refine(isIpv4Cidr, "match_cidrs entries must be IPv4 CIDRs such as 10.0.0.0/24")).max(64);
 
+/** How node names are made: see node-name.ts. */
 export const hostnamePattern = z.string().max(63).superRefine((p, ctx) => {
   const problem = hostnamePatternProblem(p);
   if (problem) ctx.addIssue({ code: "custom", message: problem });
@@ -79,6 +83,7 @@ export const kernelArgs = z
     }
   });
 
+/** The installer profile; each URL and argument iPXE-safe, each extra checked for its own format. */
 export const installerProfile = z
   .object({
     kind: z.enum(["ubuntu-autoinstall", "cloud-image"], { error: "installer.kind must be ubuntu-autoinstall or cloud-image" }),
@@ -144,5 +149,7 @@ export const clusterPatch = z
   .partial()
   .strict();
 
+/** A validated create body. */
 export type ClusterCreate = z.output<typeof clusterCreate>;
+/** A validated patch body. */
 export type ClusterPatch = z.output<typeof clusterPatch>;

@@ -56,11 +56,6 @@ export const retryAfterSeconds: Record<WaitReason, number> = {
   waiting_for_role: 10,
 };
 
-/** True when at least one server (init or joined) reported `ready`. */
-export function anyServerReady(q: QuorumView): boolean {
-  return q.holders.some((h) => isServer(h) && isReady(h));
-}
-
 /**
  * Decide for one ask. A holder keeps its seat and gets its config every time; a machine without
  * a seat takes the init seat if the cluster never formed, else a free server seat once the
