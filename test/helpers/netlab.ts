@@ -481,6 +481,8 @@ export class NetLab {
       `bootindex=${netBoot ? 0 : 1}`,
     ];
     args.push("-netdev", `tap,id=net0,ifname=${opts.tap},script=no,downscript=no`, "-device", nic.join(","));
+    // SeaBIOS reads -boot; OVMF reads the bootindex above. Both say the same.
+    if (netBoot) args.push("-boot", "n");
 
     if (opts.disk) {
       let image = opts.disk.image;
