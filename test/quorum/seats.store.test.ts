@@ -159,6 +159,25 @@ describe("role assignment", () => {
   });
 });
 
+describe("several clusters", () => {
+  it("two clusters → each has its own init server, seats never cross", () => {
+    const s = setup(1);
+    const other = s.db
+      .insert(clusters)
+      .values({ ...s.cluster, id: undefined, name: "site-b", isDefault: false, serverToken: "b".repeat(64), agentToken: "c".repeat(64) })
+      .returning()
+      .get();
+    const a = s.approve();
+    const b = addApproved(s.db, { n: 900, clusterId: other.id, now: s.clock() });
+    expect(config(s.ask(a.id)).body.role).toBe("init");
+    const bConfig = config(s.ask(b.id));
+    expect(bConfig.body.role).toBe("init");
+    expect(bConfig.k3s.token).toBe("b".repeat(64));
+    expect(s.quorum().servers.map((x) => x.machine_id)).toEqual([a.id]);
+    expect(getQuorum(s.deps, other.id).servers.map((x) => x.machine_id)).toEqual([b.id]);
+  });
+});
+
 describe("leases", () => {
   it("init without k3s-started within the lease → seat taken back, machine failed, the next becomes init, the first gets 403 seat_revoked", () => {
     const s = setup(3);
