@@ -354,8 +354,9 @@ export function recordNodeEvent(deps: Deps, machine: Pick<MachineRow, "id">, eve
         case "ready": {
           const caHash = event.caHash?.toLowerCase() ?? null;
           if (caHash && m.role !== "agent" && cluster.caHash && caHash !== cluster.caHash) {
-            // A server whose CA is not the cluster's runs a cluster of its own.
+            // A server whose CA is not the cluster's runs a cluster of its own: never counted as joined.
             flagSplitBrain(tx, deps, m, cluster, event, now);
+            return { error: new ApiError("conflict", "this server's CA is not the cluster's: it runs a cluster of its own; flagged as a split-brain risk") };
           }
           tx.update(machines)
             .set({ readyAt: now, k3sStartedAt: m.k3sStartedAt ?? now, ...(caHash ? { caHash } : {}), ...setState("joined", now) })

@@ -321,8 +321,8 @@ describe("retire, refill, re-image", () => {
     const m = s.approve();
     config(s.ask(m.id));
     s.event(m.id, "k3s-started");
-    s.event(m.id, "ready", "e".repeat(64));
-    expect(s.machine(m.id).splitBrainRisk).toBe(true);
+    expect(apiErrorOf(() => s.event(m.id, "ready", "e".repeat(64))).code).toBe("conflict");
+    expect(s.machine(m.id)).toMatchObject({ splitBrainRisk: true, state: "provisioning" });
     expect(s.quorum().health).toBe("split_brain_risk");
   });
 
