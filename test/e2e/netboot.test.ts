@@ -134,12 +134,12 @@ describe("netboot with real firmware", () => {
       expect(firmwareRequest?.clientArch, "firmware's DHCP option 93").toBe(7);
       const acks = dhcpSeen.filter((m) => !m.fromClient && m.type === 5);
       const firmwareAck = acks[0];
-      expect(firmwareAck?.bootFile, "boot file dnsmasq gave the firmware").toBe("snponly.efi");
-      expect(firmwareAck?.siaddr, "next-server dnsmasq gave the firmware").toBe(siteAddressing.edgejoin);
+      expect(firmwareAck?.bootFile, "boot file the site's DHCP server gave the firmware").toBe("snponly.efi");
+      expect(firmwareAck?.siaddr, "next-server the site's DHCP server gave the firmware").toBe(siteAddressing.edgejoin);
       const ipxeRequest = dhcpSeen.find((m) => m.fromClient && m.userClass === "iPXE");
       expect(ipxeRequest, "a DHCP request from iPXE (user-class iPXE)").toBeDefined();
       const ipxeAck = acks.find((m) => m.at > ipxeRequest!.at);
-      expect(ipxeAck?.bootFile, "boot file dnsmasq gave iPXE").toBe(`${site.publicUrl}/boot.ipxe`);
+      expect(ipxeAck?.bootFile, "boot file the site's DHCP server gave iPXE (the loop breaker)").toBe(`${site.publicUrl}/boot.ipxe`);
       lab.timeline.mark(`${vm.name}: firmware DHCP discover`, firmwareRequest!.at);
       lab.timeline.mark(`${vm.name}: firmware DHCP ack (snponly.efi)`, firmwareAck!.at);
       lab.timeline.mark(`${vm.name}: iPXE DHCP ack (/boot.ipxe)`, ipxeAck!.at);
@@ -148,6 +148,8 @@ describe("netboot with real firmware", () => {
       const expected = readFileSync(join(labFiles.ipxeDir, "snponly.efi"));
       const transfers = tftpTransfers(packets).filter((t) => t.clientMac === machine.mac && t.file === "snponly.efi");
       const full = transfers.find((t) => t.complete);
+      // One iPXE binary per power-on: a second would mean iPXE was handed the binary again (a boot loop).
+      expect(tftpTransfers(packets).filter((t) => t.clientMac === machine.mac && t.complete).map((t) => t.file)).toEqual(["snponly.efi"]);
       expect(full, `a complete TFTP transfer of snponly.efi (saw ${transfers.length}: ${JSON.stringify(transfers.map((t) => ({ complete: t.complete, bytes: t.data.length, error: t.error })))})`).toBeDefined();
       expect(full!.server).toBe(siteAddressing.edgejoin);
       expect(full!.data.length).toBe(expected.length);
@@ -159,7 +161,7 @@ describe("netboot with real firmware", () => {
       expect(served.map((l) => l.bytes), `bytes in edgejoin's log of snponly.efi transfers to ${firmwareAck!.yiaddr}`).toContain(expected.length);
 
       // HTTP, read back from the capture: the bare chain, then the identified request answered with the installer.
-      const http = packets.length > 0 ? httpExchanges(packets, siteAddressing.httpPort).filter((x) => x.clientMac === machine.mac) : [];
+      const http = httpExchanges(packets, siteAddressing.httpPort).filter((x) => x.clientMac === machine.mac);
       const [chain, identified] = http.filter((x) => x.target.startsWith("/boot.ipxe"));
       expect(chain?.target).toBe("/boot.ipxe");
       expect(chain?.status).toBe(200);

@@ -752,7 +752,7 @@ export async function openSite(
 }
 
 // ---------------------------------------------------------------------------------------------
-// Reading captures: pcap → UDP packets → DHCP messages and TFTP transfers.
+// Reading captures: pcap → UDP datagrams and TCP segments → DHCP messages, TFTP transfers, HTTP exchanges.
 
 /** One captured UDP datagram or TCP segment over IPv4 (other frames are dropped). */
 export type Packet = {
