@@ -2,6 +2,7 @@
  * Settings: parsed once from the environment (and optionally a JSON config file), validated,
  * typed from the schema. A bad value stops start with one line naming the setting and the fix.
  */
+import { isIP } from "node:net";
 import { networkInterfaces } from "node:os";
 import { readFileSync } from "node:fs";
 import { z } from "zod";
@@ -46,7 +47,11 @@ const envSchema = z.object({
   EDGEJOIN_PUBLIC_URL: httpUrl("EDGEJOIN_PUBLIC_URL").optional(),
   EDGEJOIN_HTTP_HOST: z.string().min(1).default("0.0.0.0"),
   EDGEJOIN_HTTP_PORT: port("EDGEJOIN_HTTP_PORT").default(8080),
-  EDGEJOIN_TFTP_HOST: z.string().min(1).default("0.0.0.0"),
+  // The tftp package binds only a literal address (a name throws deep inside it).
+  EDGEJOIN_TFTP_HOST: z
+    .string()
+    .refine((v) => isIP(v) !== 0, "EDGEJOIN_TFTP_HOST must be an IP address of this host, or 0.0.0.0 for all")
+    .default("0.0.0.0"),
   EDGEJOIN_TFTP_PORT: port("EDGEJOIN_TFTP_PORT").default(69),
   EDGEJOIN_DATA_DIR: z.string().min(1).default("./data"),
   EDGEJOIN_BOOT_DIR: z.string().min(1).default("./boot"),

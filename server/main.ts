@@ -69,6 +69,7 @@ export async function serve(env: Record<string, string | undefined> = process.en
   const bootFiles = describeBootFiles(config.bootDir, config.ipxeDir);
   for (const f of bootFiles) {
     if (f.path) logger.info({ file: f.name, from: f.path }, "TFTP will serve iPXE binary");
+    else if (f.refused) logger.warn({ file: f.name }, `TFTP will refuse ${f.name}: ${f.refused}`);
     else logger.warn({ file: f.name }, `TFTP cannot serve ${f.name}: run \`apt-get install ipxe\`, or put your own build in ${config.bootDir}`);
   }
 
@@ -89,6 +90,9 @@ export async function serve(env: Record<string, string | undefined> = process.en
       fatal(
         `cannot bind TFTP on ${config.tftpHost}:${config.tftpPort} (${code}): run as root or with CAP_NET_BIND_SERVICE, free the port, or set EDGEJOIN_TFTP_PORT to a free port your DHCP server names`,
       );
+    }
+    if (code === "EADDRNOTAVAIL") {
+      fatal(`cannot bind TFTP on ${config.tftpHost}:${config.tftpPort}: set EDGEJOIN_TFTP_HOST to an IP address of this host, or 0.0.0.0`);
     }
     throw err;
   }
