@@ -115,11 +115,15 @@ describe("netboot with real firmware", () => {
       });
       const log = () => site.edgejoin.logLines();
       const deadProcess = () => site.edgejoin.process.death() ?? vm.process.death() ?? site.dhcpServer?.death();
-      const httpFromMachine = () => httpExchanges(readPcap(capture.file), siteAddressing.httpPort).filter((x) => x.clientMac === machine.mac);
 
       // The install script names the cluster's kernel: iPXE asking for it proves it ran that script.
       const kernelPath = "/artifacts/ubuntu/casper/vmlinuz";
-      const kernelFetch = await waitFor(`${vm.name} to run the installer script (GET ${kernelPath})`, () => httpFromMachine().find((x) => x.target === kernelPath), {
+      const kernelFetch = await waitFor(`${vm.name} to run the installer script (GET ${kernelPath})`, () => {
+        const packets = readPcap(capture.file);
+        const binaries = tftpTransfers(packets).filter((t) => t.clientMac === machine.mac && t.complete);
+        if (binaries.length > 1) throw new Error(`boot loop: ${vm.name} fetched an iPXE binary ${binaries.length} times; the site's DHCP server must hand iPXE (user-class iPXE) the /boot.ipxe URL`);
+        return httpExchanges(packets, siteAddressing.httpPort).find((x) => x.clientMac === machine.mac && x.target === kernelPath);
+      }, {
         timeoutMs: 120_000,
         intervalMs: 500,
         failIf: deadProcess,
