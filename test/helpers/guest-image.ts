@@ -21,6 +21,8 @@ export type GuestImage = {
   key: string;
   dir: string;
   rootfs: string;
+  /** Raw FAT image: an EFI system partition whose systemd-boot boots `rootfs` as /dev/vda. */
+  esp: string;
   kernel: string;
   initrd: string;
 };
@@ -44,9 +46,17 @@ export const guestPackages = [
   "isc-dhcp-client",
   "iproute2",
   "procps",
+  // logind needs it: without it the ACPI power button (a clean power-off) does nothing and
+  // cloud-init cannot set the hostname through hostnamectl.
+  "dbus",
   // debootstrap does not resolve virtual packages: python3-cryptography needs
   // python3-cffi-backend-api-min, which only this package provides.
   "python3-cffi-backend",
+  // Only to build the machine's EFI system partition inside the chroot (no host tools, no loop
+  // mount): systemd-boot as the disk's boot loader, written onto a FAT image with mtools.
+  "systemd-boot-efi",
+  "dosfstools",
+  "mtools",
 ] as const;
 
 /** Files written into the root after debootstrap, part of the recipe hash. */
@@ -69,6 +79,17 @@ const guestFiles: Record<string, string> = {
 /** Size of the raw image; sparse, so unused space costs nothing on the host. */
 const rootfsSize = "2G";
 
+/**
+ * The machine's "own disk" boot: an EFI system partition (a second disk; the root stays a whole
+ * ext4 disk so `root=/dev/vda` holds) whose systemd-boot starts the installed kernel. UEFI
+ * firmware reaches it when iPXE's local-disk script exits back to the firmware's boot order.
+ */
+const espFiles: Record<string, string> = {
+  "loader/loader.conf": "default edgejoin.conf\ntimeout 0\n",
+  "loader/entries/edgejoin.conf": "title Debian (installed by edgejoin)\nlinux /vmlinuz\ninitrd /initrd.img\noptions root=/dev/vda console=ttyS0\n",
+};
+const espSizeKiB = 131_072;
+
 const recipe = {
   version: 1,
   suite,
@@ -77,6 +98,8 @@ const recipe = {
   packages: guestPackages,
   files: guestFiles,
   rootfsSize,
+  espFiles,
+  espSizeKiB,
 };
 
 /** The cache key: a hash of everything that decides the image's content. */
@@ -161,8 +184,18 @@ async function onlyFile(dir: string, prefix: string): Promise<string> {
   return join(dir, found[0]!);
 }
 
+/** Drop entries of older recipes and temp folders of builds whose process is gone. */
+async function pruneCache(cacheDir: string, key: string): Promise<void> {
+  for (const name of await readdir(cacheDir)) {
+    const stale = /^guest-/.test(name) && name !== `guest-${key}`;
+    const pid = /^tmp-[0-9a-f]+-(\d+)-/.exec(name)?.[1];
+    const orphan = pid !== undefined && !existsSync(`/proc/${pid}`);
+    if (stale || orphan) await rm(join(cacheDir, name), { recursive: true, force: true });
+  }
+}
+
 function imageAt(key: string, dir: string): GuestImage {
-  return { key, dir, rootfs: join(dir, "rootfs.ext4"), kernel: join(dir, "vmlinuz"), initrd: join(dir, "initrd.img") };
+  return { key, dir, rootfs: join(dir, "rootfs.ext4"), esp: join(dir, "esp.img"), kernel: join(dir, "vmlinuz"), initrd: join(dir, "initrd.img") };
 }
 
 /**
@@ -176,7 +209,7 @@ export async function ensureGuestImage(
   const say = opts.log ?? (() => {});
   const key = guestImageKey();
   const final = join(cacheDir, `guest-${key}`);
-  if (existsSync(join(final, "rootfs.ext4"))) {
+  if (existsSync(join(final, "rootfs.ext4")) && existsSync(join(final, "esp.img"))) {
     say(`guest image ${key}: cached`);
     return imageAt(key, final);
   }
@@ -223,6 +256,23 @@ export async function ensureGuestImage(
     await copyFile(await onlyFile(join(root, "boot"), "vmlinuz-"), join(tmp, "vmlinuz"));
     await copyFile(await onlyFile(join(root, "boot"), "initrd.img-"), join(tmp, "initrd.img"));
 
+    say(`guest image ${key}: EFI system partition`);
+    for (const [path, content] of Object.entries(espFiles)) {
+      await mkdir(join(root, "tmp/esp", path, ".."), { recursive: true });
+      await writeFile(join(root, "tmp/esp", path), content);
+    }
+    const esp = [
+      `mkfs.fat -C -n ESP /tmp/esp.img ${espSizeKiB}`,
+      "mmd -i /tmp/esp.img ::/EFI ::/EFI/BOOT ::/loader ::/loader/entries",
+      "mcopy -i /tmp/esp.img /usr/lib/systemd/boot/efi/systemd-bootx64.efi ::/EFI/BOOT/BOOTX64.EFI",
+      "mcopy -i /tmp/esp.img /boot/vmlinuz-* ::/vmlinuz",
+      "mcopy -i /tmp/esp.img /boot/initrd.img-* ::/initrd.img",
+      ...Object.keys(espFiles).map((p) => `mcopy -i /tmp/esp.img /tmp/esp/${p} ::/${p}`),
+    ];
+    await run("chroot", [root, "/bin/sh", "-ec", `export MTOOLS_SKIP_CHECK=1; ${esp.join("; ")}`], logStream, left());
+    await rename(join(root, "tmp/esp.img"), join(tmp, "esp.img"));
+    await rm(join(root, "tmp/esp"), { recursive: true, force: true });
+
     say(`guest image ${key}: mkfs.ext4 -d`);
     await run("mkfs.ext4", ["-q", "-F", "-L", "root", "-d", root, join(tmp, "rootfs.ext4"), rootfsSize], logStream, left());
     await rm(root, { recursive: true, force: true });
@@ -234,6 +284,7 @@ export async function ensureGuestImage(
       if (!existsSync(join(final, "rootfs.ext4"))) throw err;
       await rm(tmp, { recursive: true, force: true });
     }
+    await pruneCache(cacheDir, key);
     const size = (await stat(join(final, "rootfs.ext4"))).blocks * 512;
     say(`guest image ${key}: built in ${Math.round((Date.now() - started) / 1000)} s (${Math.round(size / 2 ** 20)} MiB used)`);
     return imageAt(key, final);
