@@ -156,7 +156,7 @@ export async function startTftpServer(opts: TftpOptions): Promise<TftpServer> {
     const file = req.file;
     const { blockSize, windowSize } = req.stats;
     let settled = false;
-    let ackedBlocks = 0;
+    let ackedThrough = 0;
     let clientSentError = false;
     let size: number | undefined;
     let from: string | undefined;
@@ -171,8 +171,8 @@ export async function startTftpServer(opts: TftpOptions): Promise<TftpServer> {
     req.on("error", (err: Error) => {
       settle();
       const ms = Math.round(performance.now() - started);
-      const bytes = Math.min(ackedBlocks * blockSize, size ?? 0);
-      if (clientSentError && ackedBlocks === 0) {
+      const bytes = Math.min(ackedThrough * blockSize, size ?? 0);
+      if (clientSentError && ackedThrough === 0) {
         // OVMF's size probe: RRQ with tsize, read the OACK, send ERROR. Expected, not a failure.
         logger.debug({ file, client, ms, clientMessage: err.message }, "TFTP client ended after option negotiation (size probe)");
       } else if (clientSentError) {
@@ -182,6 +182,8 @@ export async function startTftpServer(opts: TftpOptions): Promise<TftpServer> {
       }
     });
     req.on("abort", settle);
+    // The package forwards res's transfer events to req, but a write racing an abort errors on res itself.
+    res.on("error", (err: Error) => logger.debug({ file, client, err: err.message }, "TFTP write after the transfer ended"));
     res.on("finish", () => {
       settle();
       const ms = Math.round(performance.now() - started);
@@ -189,8 +191,9 @@ export async function startTftpServer(opts: TftpOptions): Promise<TftpServer> {
     });
 
     // The package reads every packet arriving at the transfer port without checking who sent it,
-    // throws on packets under 2 bytes (which would crash the process), and can throw on a
-    // duplicated ACK; only the client's own packets get through, and a throw aborts this transfer.
+    // throws on packets under 2 bytes (which would crash the process), and its window code assumes
+    // each ACK arrives once. Only the client's own packets get through, a repeated ACK is dropped
+    // (RFC 1350's Sorcerer's Apprentice rule), and a throw aborts this transfer, not the process.
     const transfer = res._writer._socket;
     const handlers = transfer.listeners("message") as ((message: Buffer, rinfo: RemoteInfo) => void)[];
     transfer.removeAllListeners("message");
@@ -204,7 +207,7 @@ export async function startTftpServer(opts: TftpOptions): Promise<TftpServer> {
         // A repeated ACK means the client is still waiting; the package's own timer resends.
         if (block === lastAck) return;
         lastAck = block;
-        if (block > 0) ackedBlocks++;
+        if (block > ackedThrough) ackedThrough = block;
       } else if (op === 5) {
         clientSentError = true;
       }
@@ -216,9 +219,8 @@ export async function startTftpServer(opts: TftpOptions): Promise<TftpServer> {
       }
     });
 
-    const key = client;
-    const timeout = pendingTimeouts.get(key);
-    pendingTimeouts.delete(key);
+    const timeout = pendingTimeouts.get(client);
+    pendingTimeouts.delete(client);
     if (timeout !== undefined) {
       // Honour the client's retransmission interval and acknowledge it in the OACK (RFC 2349).
       res._writer._timeout = timeout * 1000;
