@@ -49,6 +49,8 @@ export const nodeRoutes = new Hono<AppEnv>()
       const now = getMachine(c.var.deps.db, machine.id)?.state ?? machine.state;
       return wait(c, now, decision.reason, decision.retryAfter);
     }
+    // The body carries the k3s tokens: no cache along the way may keep it.
+    c.header("cache-control", "no-store");
     return c.json(decision.body, 200);
   })
   .post("/api/v1/node/events", limitJsonBody, nodeAuth, validate("json", nodeEvent), (c) => {

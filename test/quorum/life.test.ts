@@ -37,7 +37,7 @@ function lab(env: Record<string, string> = {}) {
       ...(o.body === undefined ? {} : { body: JSON.stringify(o.body) }),
     });
     const text = await res.text();
-    return { status: res.status, text, body: (res.headers.get("content-type") ?? "").includes("json") ? (JSON.parse(text) as Record<string, any>) : {} };
+    return { status: res.status, text, cacheControl: res.headers.get("cache-control"), body: (res.headers.get("content-type") ?? "").includes("json") ? (JSON.parse(text) as Record<string, any>) : {} };
   };
   /** boot.ipxe → user-data → enroll: the machine's node id and credential. */
   const enroll = async () => {
@@ -69,6 +69,7 @@ describe("one machine's whole life", () => {
 
     const cfg = await l.req("GET", "/api/v1/node/config", { headers: auth });
     expect(cfg.status).toBe(200);
+    expect(cfg.cacheControl).toBe("no-store");
     expect(cfg.body).toMatchObject({
       role: "init",
       k3s_version: l.config.k3sVersion,
