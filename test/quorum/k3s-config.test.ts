@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { buildK3sConfig, renderK3sConfig, type K3sConfigInput } from "../../server/quorum/k3s-config.js";
 import { k3sConfigProblems, k3sFlags } from "../../server/quorum/k3s-flags.js";
+import { expectGolden } from "../helpers/golden.js";
 
 const caHash = "a".repeat(64);
 const base: K3sConfigInput = {
@@ -71,6 +72,13 @@ describe("k3s config.yaml", () => {
       expect(Object.keys(parsed).sort()).toEqual(["node-label", "node-name", "server", "token"]);
       expect(k3sConfigProblems("agent", parsed)).toEqual([]);
     }
+  });
+
+  it("one config per role → byte for byte the golden files", () => {
+    const site = { ...base, registrationAddress: "k3s.site.example", caHash };
+    expectGolden("k3s/init.config.yaml", renderK3sConfig({ ...site, form: "init" }));
+    expectGolden("k3s/server.config.yaml", renderK3sConfig({ ...site, form: "server", nodeName: "node-525400000002", nodeIp: "10.0.0.12", joinHost: "k3s.site.example" }));
+    expectGolden("k3s/agent.config.yaml", renderK3sConfig({ ...site, form: "agent", nodeName: "node-525400000003", nodeIp: "10.0.0.13", joinHost: "k3s.site.example", taints: [] }));
   });
 
   it("IPv6 join address → bracketed in the URL", () => {
