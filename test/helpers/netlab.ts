@@ -525,8 +525,11 @@ export class NetLab {
     const dataDir = this.path(`${name}-data`);
     const bootDir = this.path(`${name}-boot`);
     mkdirSync(bootDir, { recursive: true });
+    // The runner's own EDGEJOIN_* settings (a developer's shell) must not reach the lab's server; edgejoin reads "" as unset.
+    const inherited = Object.fromEntries(Object.keys(process.env).filter((k) => k.startsWith("EDGEJOIN_")).map((k) => [k, ""]));
     const proc = this.spawn(ns, name, [process.execPath, "--import", "tsx", "server/main.ts"], {
       env: {
+        ...inherited,
         EDGEJOIN_PUBLIC_URL: opts.publicUrl,
         EDGEJOIN_DATA_DIR: dataDir,
         EDGEJOIN_BOOT_DIR: bootDir,
@@ -572,9 +575,9 @@ export class NetLab {
     mkdirSync(dest, { recursive: true });
     for (const name of readdirSync(this.dir)) {
       const from = join(this.dir, name);
-      // Firmware variable stores and disk overlays are large and say nothing a human reads.
-      if (/\.(fd|qcow2)$/.test(name)) continue;
-      if (statSync(from).isDirectory() && name !== "data") continue;
+      // Firmware variable stores and disk images are large and say nothing a human reads; data
+      // folders hold the run's private signing keys.
+      if (/\.(fd|qcow2|raw|img|iso)$/.test(name) || statSync(from).isDirectory()) continue;
       cpSync(from, join(dest, name), { recursive: true });
     }
     writeFileSync(join(dest, "timeline.txt"), `${this.timeline.format()}\n`);
