@@ -128,7 +128,7 @@ describe("boot storm", () => {
     "500 machines enroll and ask at once, 3 servers wanted → 1 init, 2 joining servers one at a time, 497 agents, no 5xx",
     async () => {
       const server = await startServer();
-      const { traces, stats } = await runStorm({ server: () => server.url, adminToken, count: machinesInStorm, deadlineMs: 55_000 });
+      const { traces, stats } = await runStorm({ server: () => server.url, adminToken, count: machinesInStorm, deadlineMs: 85_000 });
       await server.stop("SIGTERM");
       verifyConverged(server, traces, stats);
       expect(stats.networkErrors).toBe(0);
@@ -136,7 +136,7 @@ describe("boot storm", () => {
       expect(waited.has("waiting_for_init") && waited.has("waiting_for_previous_server")).toBe(true);
       report("storm", stats, traces);
     },
-    90_000,
+    120_000,
   );
 
   it(
@@ -157,7 +157,7 @@ describe("boot storm", () => {
         server: () => server.url,
         adminToken,
         count: machinesInStorm,
-        deadlineMs: 55_000,
+        deadlineMs: 85_000,
         // Once among the enrolls and approvals (tokens spent, approvals whose answer is lost).
         onApproved: (_t, approved) => {
           if (approved === 100) crash("enrolling");
@@ -175,6 +175,6 @@ describe("boot storm", () => {
       verifyConverged(server, traces, stats);
       report("crash", stats, traces, { kills: kills.length, re_enrolls: traces.reduce((n, t) => n + t.reEnrolls, 0) });
     },
-    90_000,
+    120_000,
   );
 });
