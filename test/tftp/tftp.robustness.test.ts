@@ -23,7 +23,7 @@ import {
 describe("TFTP robustness", () => {
   const tmp = tempDir("tftp-robust");
   const bootDir = join(tmp.dir, "boot");
-  const file = randomBytes(20_000);
+  const file = randomBytes(50_000);
   let server: TftpServer;
   let port: number;
   let logs: LogLine[];
@@ -121,10 +121,10 @@ describe("TFTP robustness", () => {
     }
   });
 
-  it("duplicate ACKs and tiny packets at the transfer port → transfer completes, process alive", async () => {
+  it.each([1, 2, 4])("duplicate ACKs (windowsize %i) and tiny packets at the transfer port → transfer completes, process alive", async (windowsize) => {
     const client = await RawClient.open();
     try {
-      await client.send(port, rrq("file.bin", { blksize: "512", windowsize: "2" }));
+      await client.send(port, rrq("file.bin", { blksize: "512", windowsize: String(windowsize) }));
       const oack = await client.next();
       expect(opcode(oack!.message)).toBe(6);
       const tport = oack!.rinfo.port;
@@ -133,7 +133,7 @@ describe("TFTP robustness", () => {
       await client.send(tport, ack(0));
       await client.send(tport, ack(0));
       await client.send(tport, ack(0));
-      const received = await collect(client, tport, 512, 2, { duplicateEveryAck: true });
+      const received = await collect(client, tport, 512, windowsize, { duplicateEveryAck: true });
       expect(received.equals(file)).toBe(true);
     } finally {
       client.close();
