@@ -121,15 +121,19 @@ function joinHostFor(cluster: ClusterRow, servers: MachineRow[], selfId: number)
   if (cluster.registrationAddress) return cluster.registrationAddress;
   const others = servers.filter((s) => s.id !== selfId && s.lastIp);
   const ready = others.filter((s) => s.state === "joined");
-  const pick = ready.find((s) => s.role === "init") ?? ready[0] ?? others.find((s) => s.role === "init");
+  const pick = ready.find((s) => s.role === "init") ?? ready[0] ?? others.find((s) => s.role === "init") ?? others.find((s) => s.k3sStartedAt !== null);
   return pick?.lastIp ?? null;
 }
 
-/** The config a seat renders with: a returning init server joins once another server is ready. */
+/**
+ * The config a seat renders with. A returning (re-imaged) init server joins through the others
+ * as soon as any other server has run k3s, even if none is ready right now: `cluster-init` again
+ * would start a second cluster beside theirs.
+ */
 function formFor(role: SeatRole, selfId: number, servers: MachineRow[]): K3sConfigForm {
   if (role === "agent") return "agent";
   if (role === "server") return "server";
-  return servers.some((s) => s.id !== selfId && s.state === "joined") ? "server" : "init";
+  return servers.some((s) => s.id !== selfId && s.k3sStartedAt !== null) ? "server" : "init";
 }
 
 function renderBody(deps: Deps, cluster: ClusterRow, machine: MachineRow, servers: MachineRow[]): NodeConfigBody {

@@ -315,6 +315,16 @@ describe("retire, refill, re-image", () => {
     expect(s.quorum().health).toBe("ok");
   });
 
+  it("init server re-imaged while the other servers are down (failed) → still never cluster-init again", () => {
+    const { s, ids } = formed(3);
+    for (const id of ids.slice(1)) s.db.update(machines).set({ state: "failed" }).where(eq(machines.id, id)).run();
+    s.db.update(machines).set({ state: "approved" }).where(eq(machines.id, ids[0]!)).run();
+    const cfg = config(s.ask(ids[0]!));
+    expect(cfg.k3s["cluster-init"]).toBeUndefined();
+    expect(cfg.k3s.server).toBe(`https://${s.machine(ids[1]!).lastIp}:6443`);
+    expect(s.quorum().health).toBe("lost");
+  });
+
   it("a server reporting ready with a CA that is not the cluster's → flagged", () => {
     const { s } = formed(1);
     shapeCluster(s.db, s.cluster.id, { servers: 3 });
