@@ -269,6 +269,10 @@ export function resolveNodeConfig(deps: Deps, machine: Pick<MachineRow, "id">): 
         if (role !== "agent") servers = serverHolders(tx, cluster.id);
       } else if (m.state === "approved") {
         // It holds a seat yet came back through approval (re-imaged): it is installing again.
+        // A server rejoining etcd waits while another server is joining: one learner at a time.
+        const self = m;
+        const joiningNow = servers.some((s) => s.id !== self.id && s.state === "provisioning");
+        if (m.role !== "agent" && formFor(m.role!, m.id, servers) === "server" && joiningNow) return wait("waiting_for_previous_server");
         // A server that ran k3s keeps k3sStartedAt, so no lease takes its seat: etcd still lists it
         // as a member, and a replacement would join beside that member rather than instead of it.
         m = tx

@@ -315,6 +315,17 @@ describe("retire, refill, re-image", () => {
     expect(s.quorum().health).toBe("ok");
   });
 
+  it("a server re-imaged while another server is joining → waits for it (one etcd learner at a time)", () => {
+    const { s, ids } = formed(3);
+    shapeCluster(s.db, s.cluster.id, { servers: 5 });
+    const joining = s.approve();
+    expect(config(s.ask(joining.id)).body.role).toBe("server");
+    s.db.update(machines).set({ state: "approved" }).where(eq(machines.id, ids[1]!)).run();
+    expect(s.ask(ids[1]!)).toMatchObject({ kind: "wait", reason: "waiting_for_previous_server" });
+    join(s, joining.id, testCaHash);
+    expect(config(s.ask(ids[1]!)).body.role).toBe("server");
+  });
+
   it("init server re-imaged while the other servers are down (failed) → still never cluster-init again", () => {
     const { s, ids } = formed(3);
     for (const id of ids.slice(1)) s.db.update(machines).set({ state: "failed" }).where(eq(machines.id, id)).run();
