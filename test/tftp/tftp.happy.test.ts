@@ -111,3 +111,24 @@ describe("TFTP with real clients", () => {
     }
   });
 });
+
+describe("TFTP without a boot folder", () => {
+  it("EDGEJOIN_BOOT_DIR missing → warns at start, still serves snponly.efi from the ipxe dir and autoexec.ipxe", async () => {
+    await requireTool("curl", "curl");
+    const tmp = tempDir("tftp-noboot");
+    const { server, port, logs } = await startTestServer(join(tmp.dir, "absent"));
+    try {
+      expect(logs.some((l) => l.level === 40 && /EDGEJOIN_BOOT_DIR is not a directory/.test(l.msg))).toBe(true);
+      const snp = await run("curl", ["-sS", "--max-time", "15", `tftp://127.0.0.1:${port}/snponly.efi`]);
+      expect(snp.code, snp.stderr).toBe(0);
+      expect(snp.stdout.equals(readFileSync("/usr/lib/ipxe/snponly.efi"))).toBe(true);
+      const script = await run("curl", ["-sS", "--max-time", "10", `tftp://127.0.0.1:${port}/autoexec.ipxe`]);
+      expect(script.stdout.equals(autoexec)).toBe(true);
+      const missing = await run("curl", ["-sS", "--max-time", "10", `tftp://127.0.0.1:${port}/anything.bin`]);
+      expect(missing.code).toBe(68);
+    } finally {
+      await server.close();
+      tmp.remove();
+    }
+  });
+});
