@@ -44,11 +44,26 @@ function isLabelKey(key: string): boolean {
 }
 const labelValue = (v: string) => v === "" || labelName.test(v);
 
+/**
+ * k3s passes node labels to the kubelet, which refuses to set labels under kubernetes.io or
+ * k8s.io on itself except these: such a label would stop k3s from starting at all.
+ */
+function kubeletMaySet(key: string): boolean {
+  const prefix = key.includes("/") ? key.slice(0, key.indexOf("/")) : "";
+  if (!/(^|\.)(kubernetes\.io|k8s\.io)$/.test(prefix)) return true;
+  return (
+    /(^|\.)node\.kubernetes\.io$/.test(prefix) ||
+    /(^|\.)kubelet\.kubernetes\.io$/.test(prefix) ||
+    ["topology.kubernetes.io/region", "topology.kubernetes.io/zone"].includes(key)
+  );
+}
+
 /** Kubernetes node labels: `prefix/name` keys, values of up to 63 label characters. */
 export const nodeLabels = z
   .record(z.string(), z.string())
   .refine((r) => Object.keys(r).length <= 64, "at most 64 labels")
   .refine((r) => Object.keys(r).every(isLabelKey), "label keys must be Kubernetes label names, e.g. example.com/zone")
+  .refine((r) => Object.keys(r).every(kubeletMaySet), "labels under kubernetes.io or k8s.io are refused by the kubelet (except node.kubernetes.io/* and topology.kubernetes.io/zone|region): use your own prefix")
   .refine((r) => Object.values(r).every(labelValue), "label values must be at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit");
 
 /** One k3s node taint: `key=value:Effect` or `key:Effect`. */
@@ -92,7 +107,8 @@ export const installerProfile = z
     kernel_args: kernelArgs.default(""),
     iso_url: ipxeToken.nullable().default(null),
     mirror_url: ipxeToken
-      .refine((u) => /^https?:\/\/[^/]+/.test(u), "installer.mirror_url must be an http:// or https:// URL")
+      // iPXE fetches the kernel and initrd from the mirror, and Debian's iPXE cannot do https.
+      .refine((u) => /^http:\/\/[^/]+/.test(u), "installer.mirror_url must be a plain http:// URL (iPXE cannot fetch https)")
       .nullable()
       .optional(),
     ssh_authorized_keys: z

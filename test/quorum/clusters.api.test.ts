@@ -84,6 +84,7 @@ describe("clusters API", () => {
       { kernel_args: "ds=nocloud;s=http://evil/" },
       { iso_url: "x y" },
       { mirror_url: "ftp://mirror/" },
+      { mirror_url: "https://mirror.example.test/ubuntu" },
       { password_hash: "hunter2" },
       { ssh_authorized_keys: ["ssh-ed25519 AAAA\nruncmd"] },
     ];
@@ -94,11 +95,21 @@ describe("clusters API", () => {
     expect(c.db.select().from(clusters).all()).toHaveLength(1);
   });
 
+  it("labels the kubelet may set on itself (node.kubernetes.io, topology zone/region) → accepted", async () => {
+    const c = client();
+    const labels = { "topology.kubernetes.io/zone": "site-a", "node.kubernetes.io/edge": "true", "example.com/rack": "r1" };
+    const res = await c.call("POST", "/api/v1/clusters", { ...site, labels });
+    expect(res.status).toBe(201);
+    expect(res.body.labels).toEqual(labels);
+  });
+
   it("labels, taints, CIDRs, hostname pattern and registration address outside their formats → 422", async () => {
     const c = client();
     const bad = [
       { labels: { "bad key": "x" } },
       { labels: { ok: "a\nb" } },
+      { labels: { "kubernetes.io/role": "edge" } },
+      { labels: { "node-role.kubernetes.io/worker": "true" } },
       { taints: ["key=value"] },
       { taints: ["k=v:Sometimes"] },
       { match_cidrs: ["10.0.0.0/33"] },
