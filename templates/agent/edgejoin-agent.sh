@@ -260,6 +260,8 @@ report() {
 		2??) return 0 ;;
 		403) die 0 "event $type refused, stopping: $(api_error)" ;;
 		401) die 3 "event $type refused, credential no longer valid: $(api_error)" ;;
+		# A CA hash that is not the cluster's (two clusters formed): retrying cannot fix it; an admin must look.
+		409 | 422) die 3 "event $type refused by the server, stopping for an admin to look: $(api_error)" ;;
 		esac
 		tries=$((tries + 1))
 		sleep "$tries"
