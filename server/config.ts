@@ -146,6 +146,15 @@ export function loadConfig(
     throw new ConfigError(`bad setting ${message} (got ${JSON.stringify(merged[key])})`);
   }
   const e = parsed.data;
+  // Accepted names from the contract whose servers are not built yet: refusing beats a silent no-op.
+  if (e.EDGEJOIN_PROXY_DHCP) {
+    throw new ConfigError(
+      "EDGEJOIN_PROXY_DHCP=on: edgejoin's ProxyDHCP is not available in this version; set it to off and configure the site's DHCP server as the README shows",
+    );
+  }
+  if (e.EDGEJOIN_SYSLOG_PORT !== undefined) {
+    throw new ConfigError("EDGEJOIN_SYSLOG_PORT: the installer syslog receiver is not available in this version; unset it");
+  }
   let publicUrl = e.EDGEJOIN_PUBLIC_URL;
   let publicUrlDerived = false;
   if (!publicUrl) {

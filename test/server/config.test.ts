@@ -44,6 +44,8 @@ describe("loadConfig", () => {
     ["EDGEJOIN_ADMIN_TOKEN", "short"],
     ["EDGEJOIN_LOG_LEVEL", "loud"],
     ["EDGEJOIN_K3S_VERSION", "latest"],
+    ["EDGEJOIN_PROXY_DHCP", "on"],
+    ["EDGEJOIN_SYSLOG_PORT", "514"],
   ])("%s=%s → one line naming the setting", (key, value) => {
     let error: unknown;
     try {
