@@ -1,0 +1,206 @@
+/**
+ * The two scenarios of the machine lab, as steps that act and observe; the test asserts on their
+ * reports and `npm run lab` prints them. Each wait is bounded and fails early when a machine or
+ * the server dies.
+ */
+import { createHash } from "node:crypto";
+import { waitFor, type Machine } from "../helpers/netlab.js";
+import { labInstaller, waitForState, type MachineLab } from "./scenario.js";
+
+type Cluster = { id: number; name: string; is_default: boolean; ca_hash: string | null };
+type Node = { id: number; mac: string; state: string; role: string | null; role_assigned_at: string | null; ready_at: string | null; last_ip: string | null };
+
+/** What one machine's whole life showed. */
+export type LifeReport = {
+  machine: { id: number; state: string; role: string | null };
+  /** config.yaml as edgejoin renders it for this machine (fetched with the machine's own credential). */
+  renderedConfig: string;
+  /** /etc/rancher/k3s/config.yaml read from the machine's disk after a clean power-off. */
+  diskConfig: string | undefined;
+  /** sha256 of the machine's server-ca.crt, and the CA hash edgejoin recorded for the cluster. */
+  diskCaHash: string | undefined;
+  clusterCaHash: string | null;
+  /** The agent's own status file. */
+  agentStatus: string | undefined;
+  reboot: {
+    bootScript: "local-disk" | "installer" | "none";
+    bootedFromDisk: boolean;
+    /** Requests after the reboot that only an unenrolled machine makes (seed, enroll, node config). */
+    enrollsAfterReboot: string[];
+    stateAfter: string | undefined;
+  };
+};
+
+/** What three machines forming a 3-server quorum showed. */
+export type QuorumReport = {
+  roles: string[];
+  states: string[];
+  /** For each joining server in seat order: when it got its config and when the one before it was ready. */
+  releaseOrder: { mac: string; afterMac: string; configAt: number; previousReadyAt: number }[];
+  joinerTokensPinCa: boolean;
+  quorum: { health: string; servers_ready: number; servers: { mac: string; role: string; state: string; ip: string | null }[] };
+  quorumTable: string;
+};
+
+/** Between two power-ons: longer than OVMF's ~4 s of collecting DHCP offers. */
+const powerOnStaggerMs = 8_000;
+
+const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
+
+async function ok<T>(call: Promise<{ status: number; body: T }>, what: string, status = 200): Promise<T> {
+  const res = await call;
+  if (res.status !== status) throw new Error(`${what}: expected HTTP ${status}, got ${res.status}: ${JSON.stringify(res.body)}`);
+  return res.body;
+}
+
+const dies = (ml: MachineLab, machines: Machine[]) => () => ml.site.edgejoin.process.death() ?? machines.map((m) => m.process.death()).find(Boolean);
+
+/** Approve `machine` once edgejoin has it `pending` (enrolled by its agent). */
+async function approveWhenPending(ml: MachineLab, machine: Machine, timeoutMs: number): Promise<number> {
+  const row = await waitForState(ml, machine, "pending", timeoutMs);
+  await ok(ml.api(`POST`, `/api/v1/nodes/${row.id}/approve`, {}), `approve ${machine.name}`);
+  ml.watch.note(machine.mac, "approved through the admin API");
+  return row.id;
+}
+
+/** Requests in edgejoin's log at or after `since` that a machine makes only before it has joined. */
+function enrollTraffic(ml: MachineLab, mac: string, since: number): string[] {
+  return ml.site.edgejoin
+    .logLines()
+    .filter((l) => l.msg === "request" && l.time >= since)
+    .map((l) => `${String(l.method)} ${String(l.path)}`)
+    .filter((r) => r.includes(`/cloud-init/${mac}/`) || r.endsWith("/api/v1/enroll") || r.endsWith("/api/v1/node/config") || r.endsWith("/api/v1/node/events"));
+}
+
+/** Point the default cluster at the lab's cloud image with `servers` desired servers. */
+async function defaultClusterForLab(ml: MachineLab): Promise<Cluster> {
+  const { clusters } = await ok(ml.api<{ clusters: Cluster[] }>("GET", "/api/v1/clusters"), "list clusters");
+  const cluster = clusters.find((c) => c.is_default);
+  if (!cluster) throw new Error("edgejoin made no default cluster at first start");
+  return ok(ml.api<Cluster>("PATCH", `/api/v1/clusters/${cluster.id}`, { installer: labInstaller, servers: 1 }), "set the default cluster's installer");
+}
+
+/**
+ * One machine, whole life: power-on → … → joined as init server; a clean power-off, its disk
+ * read; power-on again → local-disk script → its own disk boots, no second enrollment.
+ */
+export async function runOneMachineLife(ml: MachineLab): Promise<LifeReport> {
+  const cluster = await defaultClusterForLab(ml);
+  const mac = "52:54:00:1a:b0:01";
+  const m1 = await ml.powerOn({ name: "m1", mac, tap: 0 });
+  const id = await approveWhenPending(ml, m1, 300_000);
+  await waitForState(ml, m1, "joined", 300_000);
+  // The agent writes its `joined` marker right after `ready` is accepted; give it that moment.
+  await new Promise((r) => setTimeout(r, 5_000));
+  await ml.powerOff(m1);
+
+  const disk = await ml.readDisk(m1, [
+    "/etc/rancher/k3s/config.yaml",
+    "/var/lib/edgejoin-agent/credential",
+    "/var/lib/edgejoin-agent/status",
+    "/var/lib/rancher/k3s/server/tls/server-ca.crt",
+  ]);
+  const credential = disk["/var/lib/edgejoin-agent/credential"]?.trim();
+  if (!credential) throw new Error("m1's disk holds no node credential in /var/lib/edgejoin-agent/credential");
+  const rendered = await ok(ml.api<{ config_yaml: string }>("GET", "/api/v1/node/config", undefined, credential), "node config with m1's credential");
+  const after = await ok(ml.api<Cluster>("GET", `/api/v1/clusters/${cluster.id}`), "get cluster");
+  const ca = disk["/var/lib/rancher/k3s/server/tls/server-ca.crt"];
+
+  // Power on again: same MAC, same disk.
+  const again = await ml.powerOn({ name: "m1-reboot", mac, tap: 0, disk: ml.lab.path("m1.overlay.qcow2") });
+  const script = await waitFor(
+    "m1-reboot to run a boot script",
+    () => {
+      const s = again.serial();
+      if (s.includes(`edgejoin: ${mac} is installed - booting from its local disk`)) return "local-disk" as const;
+      if (s.includes(`edgejoin: installing ${mac}`)) return "installer" as const;
+      return undefined;
+    },
+    { timeoutMs: 120_000, intervalMs: 250, failIf: dies(ml, [again]) },
+  );
+  let bootedFromDisk = false;
+  if (script === "local-disk") {
+    await waitFor("m1-reboot to boot its own disk to a login prompt", () => (/login: *$/m.test(again.serial()) ? true : undefined), {
+      timeoutMs: 180_000,
+      intervalMs: 500,
+      failIf: dies(ml, [again]),
+    });
+    bootedFromDisk = /Linux version \d/.test(again.serial());
+    // The agent would have started by now (multi-user.target); give a second enrollment time to show.
+    await new Promise((r) => setTimeout(r, 10_000));
+  }
+  const enrollsAfterReboot = enrollTraffic(ml, mac, again.poweredOnAt);
+  const stateAfter = ml.machine(mac)?.state;
+  await again.stop();
+  return {
+    machine: { id, state: ml.machine(mac)!.state, role: ml.machine(mac)!.role },
+    renderedConfig: rendered.config_yaml,
+    diskConfig: disk["/etc/rancher/k3s/config.yaml"],
+    diskCaHash: ca === undefined ? undefined : sha256(ca),
+    clusterCaHash: after.ca_hash,
+    agentStatus: disk["/var/lib/edgejoin-agent/status"]?.trim(),
+    reboot: { bootScript: script, bootedFromDisk, enrollsAfterReboot, stateAfter },
+  };
+}
+
+/** The quorum as a table for people. */
+export function formatQuorum(q: QuorumReport["quorum"] & { name?: string; servers_desired?: number }): string {
+  const rows = q.servers.map((s) => `  ${s.role.padEnd(7)} ${s.mac}  ${(s.ip ?? "-").padEnd(15)} ${s.state}`);
+  return [`quorum of ${q.name ?? "cluster"}: ${q.health}, ${q.servers_ready}/${q.servers_desired ?? "?"} servers ready`, "  role    mac                ip              state", ...rows].join("\n");
+}
+
+/**
+ * Three machines at once against a cluster that wants 3 servers: each approved as it enrolls;
+ * one init, two joining servers released one at a time as the previous one reports ready.
+ */
+export async function runThreeServerQuorum(ml: MachineLab): Promise<QuorumReport> {
+  const cluster = await ok(
+    ml.api<Cluster>("POST", "/api/v1/clusters", { name: "trio", servers: 3, is_default: true, installer: labInstaller }),
+    "create the 3-server cluster",
+    201,
+  );
+  const macs = ["52:54:00:1a:b0:02", "52:54:00:1a:b0:03", "52:54:00:1a:b0:04"];
+  const machines: Machine[] = [];
+  for (const [i, mac] of macs.entries()) {
+    // Seconds apart, as a technician plugs them in: dnsmasq (no-ping) offers the same free address
+    // to two clients whose DHCP exchanges overlap, NAKs the later REQUEST, and OVMF's PXE client
+    // gives up on a NAK instead of starting over (seen here: "PXE-E07: Network device error").
+    if (i > 0) await new Promise((r) => setTimeout(r, powerOnStaggerMs));
+    machines.push(await ml.powerOn({ name: `m${i + 2}`, mac, tap: i + 1 }));
+  }
+
+  // Approve each as its agent enrolls, in whatever order they arrive.
+  await Promise.all(machines.map((m) => approveWhenPending(ml, m, 420_000)));
+  await Promise.all(machines.map((m) => waitForState(ml, m, "joined", 480_000)));
+  await new Promise((r) => setTimeout(r, 5_000));
+
+  const nodes = await Promise.all(
+    machines.map((m) => ok(ml.api<Node>("GET", `/api/v1/nodes/${ml.machine(m.mac)!.id}`), `get ${m.name}`)),
+  );
+  const seats = [...nodes].sort((a, b) => Date.parse(a.role_assigned_at ?? "") - Date.parse(b.role_assigned_at ?? ""));
+  const releaseOrder = seats.slice(1).map((n, i) => ({
+    mac: n.mac,
+    afterMac: seats[i]!.mac,
+    configAt: Date.parse(n.role_assigned_at ?? ""),
+    previousReadyAt: Date.parse(seats[i]!.ready_at ?? ""),
+  }));
+  const quorum = await ok(ml.api<QuorumReport["quorum"] & { name: string; servers_desired: number; ca_hash: string | null }>("GET", `/api/v1/clusters/${cluster.id}/quorum`), "quorum");
+
+  // The joiners' config on their own disks pins the init server's CA.
+  await Promise.all(machines.map((m) => ml.powerOff(m)));
+  const configs = await Promise.all(machines.map((m) => ml.readDisk(m, ["/etc/rancher/k3s/config.yaml"])));
+  const joinerConfigs = configs
+    .map((c, i) => ({ yaml: c["/etc/rancher/k3s/config.yaml"] ?? "", role: ml.machine(machines[i]!.mac)?.role }))
+    .filter((c) => c.role === "server");
+  const joinerTokensPinCa =
+    joinerConfigs.length === 2 && quorum.ca_hash !== null && joinerConfigs.every((c) => c.yaml.includes(`K10${quorum.ca_hash}::server:`));
+
+  return {
+    roles: machines.map((m) => ml.machine(m.mac)?.role ?? "none"),
+    states: machines.map((m) => ml.machine(m.mac)?.state ?? "none"),
+    releaseOrder,
+    joinerTokensPinCa,
+    quorum,
+    quorumTable: formatQuorum(quorum),
+  };
+}

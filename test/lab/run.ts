@@ -1,0 +1,51 @@
+/**
+ * `npm run lab`: the machine lab's scenario for a person to watch. Prints each phase of each
+ * machine as it happens (seconds since that machine's power-on), then the quorum table. Exit 0
+ * when both lives ended as they should; on failure the run's logs stay under `.lab/runs/`.
+ */
+import { runOneMachineLife, runThreeServerQuorum } from "./lives.js";
+import { openMachineLab, type MachineLab } from "./scenario.js";
+
+const started = Date.now();
+const say = (line: string) => process.stdout.write(`${line}\n`);
+const problems: string[] = [];
+let ml: MachineLab | undefined;
+
+const stopOnSignal = (signal: NodeJS.Signals) => {
+  say(`\n${signal}: cleaning up the lab`);
+  void (ml?.close() ?? Promise.resolve()).finally(() => process.exit(130));
+};
+process.once("SIGINT", stopOnSignal);
+process.once("SIGTERM", stopOnSignal);
+
+try {
+  ml = await openMachineLab({ taps: 4, onMark: (_mark, line) => say(line), log: (line) => say(`lab: ${line}`) });
+  say(`lab: edgejoin at ${ml.site.publicUrl}, guest image ${ml.image.key}`);
+
+  say("\n== one machine, whole life, then a reboot ==");
+  const life = await runOneMachineLife(ml);
+  if (life.machine.state !== "joined" || life.machine.role !== "init") problems.push(`m1 ended ${life.machine.state} as ${life.machine.role}`);
+  if (life.diskConfig !== life.renderedConfig) problems.push("m1's config.yaml on disk differs from what edgejoin renders for it");
+  if (life.diskCaHash !== life.clusterCaHash) problems.push("m1's CA hash differs from the cluster's");
+  if (life.reboot.bootScript !== "local-disk" || !life.reboot.bootedFromDisk) problems.push(`reboot ran ${life.reboot.bootScript}, booted from disk: ${life.reboot.bootedFromDisk}`);
+  if (life.reboot.enrollsAfterReboot.length > 0) problems.push(`after the reboot: ${life.reboot.enrollsAfterReboot.join(", ")}`);
+  say(`m1: ${life.machine.state} as ${life.machine.role}; config on disk ${life.diskConfig === life.renderedConfig ? "=" : "≠"} rendered; reboot → ${life.reboot.bootScript}`);
+
+  say("\n== three machines, a cluster of 3 servers ==");
+  const quorum = await runThreeServerQuorum(ml);
+  if (quorum.quorum.health !== "ok") problems.push(`quorum health ${quorum.quorum.health}`);
+  for (const r of quorum.releaseOrder) if (!(r.configAt > r.previousReadyAt)) problems.push(`${r.mac} got its config before ${r.afterMac} was ready`);
+  if (!quorum.joinerTokensPinCa) problems.push("joining servers' tokens do not pin the init server's CA");
+
+  say(`\n${ml.watch.format()}`);
+  say(`\n${quorum.quorumTable}`);
+} catch (err) {
+  problems.push((err as Error).message);
+  if (ml) say(`\n${ml.watch.format()}`);
+} finally {
+  if (ml && problems.length > 0) say(`\nlogs, serial consoles and timelines kept in ${ml.keep()}`);
+  await ml?.close();
+}
+say(`\nlab ${problems.length === 0 ? "passed" : "FAILED"} in ${Math.round((Date.now() - started) / 1000)} s`);
+for (const p of problems) say(`  - ${p}`);
+process.exit(problems.length === 0 ? 0 : 1);
