@@ -1,23 +1,25 @@
 /** The agent's own JSON reader and writer (awk, no jq on a fresh machine) and its systemd unit. */
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { agentPaths } from "../../server/render/cloud-init.js";
+import { testTempDir } from "../helpers/temp-dir.js";
+import { requireTools } from "../helpers/tools.js";
 
 const agent = fileURLToPath(new URL("../../templates/agent/edgejoin-agent.sh", import.meta.url));
 const unit = fileURLToPath(new URL("../../templates/agent/edgejoin-agent.service", import.meta.url));
 
 /** Run `script` in sh with the agent's functions loaded; stdin from `input`. */
 function withAgentFunctions(script: string, input = ""): { status: number | null; stdout: Buffer } {
+  requireTools({ sh: "dash" });
   const r = spawnSync("sh", ["-c", `. "$0"; ${script}`, agent], {
     input,
     env: { PATH: process.env.PATH ?? "/usr/bin:/bin", EDGEJOIN_AGENT_FUNCTIONS_ONLY: "1" },
     timeout: 20_000,
   });
-  if (r.error) throw new Error(`cannot run sh: ${r.error.message} (apt-get install dash)`);
+  if (r.error) throw r.error;
   return { status: r.status, stdout: r.stdout };
 }
 
@@ -65,19 +67,15 @@ describe("agent json_str", () => {
 
 describe("agent systemd unit", () => {
   it("systemd-analyze verify → no complaint but the agent not being installed on this host", () => {
-    const dir = mkdtempSync(join(tmpdir(), "edgejoin-unit-"));
-    try {
-      const file = join(dir, "edgejoin-agent.service");
-      writeFileSync(file, readFileSync(unit));
-      const r = spawnSync("systemd-analyze", ["verify", "--man=no", file], { encoding: "utf8", timeout: 30_000 });
-      if (r.error) throw new Error("systemd-analyze is missing: apt-get install systemd");
-      const complaints = r.stderr
-        .split("\n")
-        .filter((l) => l.trim() !== "" && !l.includes(`Command ${agentPaths.script} is not executable`));
-      expect(complaints).toEqual([]);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    requireTools({ "systemd-analyze": "systemd" });
+    const file = join(testTempDir("unit"), "edgejoin-agent.service");
+    writeFileSync(file, readFileSync(unit));
+    const r = spawnSync("systemd-analyze", ["verify", "--man=no", file], { encoding: "utf8", timeout: 30_000 });
+    if (r.error) throw r.error;
+    const complaints = r.stderr
+      .split("\n")
+      .filter((l) => l.trim() !== "" && !l.includes(`Command ${agentPaths.script} is not executable`));
+    expect(complaints).toEqual([]);
   });
 
   it("the unit runs the agent where user-data puts it and stops once the machine joined", () => {

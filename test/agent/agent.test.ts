@@ -4,32 +4,25 @@
  * k3s replaced by a fake install script and a fake `k3s` served from the artifacts folder.
  */
 import { serve, type ServerType } from "@hono/node-server";
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { machines, nodeEvents } from "../../db/schema.js";
 import { makeTestApp, testAdminToken } from "../helpers/app.js";
+import { testTempDir } from "../helpers/temp-dir.js";
+import { requireTools } from "../helpers/tools.js";
 import { eq } from "drizzle-orm";
 import { expectValidUserData } from "../cloud-init/cloud-init-tools.js";
 
 const k3sVersion = "v1.31.4+k3s1";
 
-function requireTools(): void {
-  for (const [tool, pkg] of [
-    ["sh", "dash"],
-    ["curl", "curl"],
-    ["awk", "mawk"],
-    ["sha256sum", "coreutils"],
-  ]) {
-    if (spawnSync("sh", ["-c", `command -v ${tool}`]).status !== 0) throw new Error(`${tool} is missing: apt-get install ${pkg}`);
-  }
-}
+/** What the agent script runs on a fresh machine, by Debian package. */
+const agentTools = { sh: "dash", curl: "curl", awk: "mawk", sha256sum: "coreutils" };
 
 type Edgejoin = ReturnType<typeof makeTestApp> & { url: string; server: ServerType };
 
@@ -37,12 +30,6 @@ const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
   for (const f of cleanups.splice(0).reverse()) await f();
 });
-
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), "edgejoin-agent-"));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
 
 /** edgejoin on 127.0.0.1 and a free port; its public URL is that address. */
 async function startEdgejoin(artifactsDir: string): Promise<Edgejoin> {
@@ -171,8 +158,8 @@ function fakeK3sArtifacts(artifacts: string, record: string) {
 
 describe("edgejoin-agent (sh) against a running edgejoin", () => {
   it("enroll → wait → restart keeps the credential → reject → the agent stops cleanly, and stays stopped", async () => {
-    requireTools();
-    const root = tempDir();
+    requireTools(agentTools);
+    const root = testTempDir("agent");
     const ej = await startEdgejoin(join(root, "artifacts"));
     const mac = "52:54:00:aa:00:01";
     const paths = await prepareMachine(ej, mac, root);
@@ -205,8 +192,8 @@ describe("edgejoin-agent (sh) against a running edgejoin", () => {
   });
 
   it("enroll → approve through the API → init server: k3s config 0600, fake install with the given env, k3s-started, ready with the CA hash; then an agent joins", async () => {
-    requireTools();
-    const root = tempDir();
+    requireTools(agentTools);
+    const root = testTempDir("agent");
     const artifacts = join(root, "artifacts");
     const record = join(root, "record");
     mkdirSync(record);
@@ -270,8 +257,8 @@ describe("edgejoin-agent (sh) against a running edgejoin", () => {
   });
 
   it("a failing install script → `failed` reported with the script's output, exit non-zero for systemd to retry", async () => {
-    requireTools();
-    const root = tempDir();
+    requireTools(agentTools);
+    const root = testTempDir("agent");
     const artifacts = join(root, "artifacts");
     mkdirSync(join(artifacts, "k3s"), { recursive: true });
     writeFileSync(join(artifacts, "k3s/install.sh"), "#!/bin/sh\necho 'cannot reach github.com' >&2\nexit 7\n");

@@ -1,21 +1,22 @@
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { clusters } from "../../db/schema.js";
 import { makeTestApp } from "../helpers/app.js";
+import { tempDir } from "../helpers/temp-dir.js";
 
 let root: string;
+let removeRoot: () => void;
 let artifacts: string;
 beforeEach(() => {
-  root = mkdtempSync(join(tmpdir(), "edgejoin-artifacts-"));
+  ({ dir: root, remove: removeRoot } = tempDir("artifacts"));
   artifacts = join(root, "artifacts");
   mkdirSync(join(artifacts, "ubuntu/casper"), { recursive: true });
   writeFileSync(join(artifacts, "ubuntu/casper/vmlinuz"), "0123456789abcdef");
   writeFileSync(join(root, "secret"), "outside");
   symlinkSync(join(root, "secret"), join(artifacts, "escape"));
 });
-afterEach(() => rmSync(root, { recursive: true, force: true }));
+afterEach(() => removeRoot());
 
 const app = () => makeTestApp({ env: { EDGEJOIN_ARTIFACTS_DIR: artifacts } });
 

@@ -1,9 +1,9 @@
 /** Debian's cloud-init as the judge of what we render: its schema validator, its YAML reader, its schema JSON. */
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { tempDir } from "../helpers/temp-dir.js";
 
 const python = "/usr/bin/python3";
 
@@ -18,14 +18,14 @@ function requireCloudInit(): void {
 /** `cloud-init schema --config-file`: exit status and output. */
 export function cloudInitSchema(userData: string): { ok: boolean; output: string } {
   requireCloudInit();
-  const dir = mkdtempSync(join(tmpdir(), "edgejoin-ci-"));
+  const { dir, remove } = tempDir("ci");
   try {
     const file = join(dir, "user-data");
     writeFileSync(file, userData);
     const r = spawnSync("cloud-init", ["schema", "--config-file", file], { encoding: "utf8", timeout: 60_000 });
     return { ok: r.status === 0, output: `${r.stdout}${r.stderr}` };
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    remove();
   }
 }
 
@@ -35,7 +35,7 @@ export function cloudInitSchema(userData: string): { ok: boolean; output: string
  */
 export function cloudInitSchemaAll(userData: string[]): { ok: boolean; output: string }[] {
   requireCloudInit();
-  const dir = mkdtempSync(join(tmpdir(), "edgejoin-ci-"));
+  const { dir, remove } = tempDir("ci");
   try {
     const files = userData.map((text, i) => {
       const file = join(dir, `user-data-${i}`);
@@ -62,7 +62,7 @@ export function cloudInitSchemaAll(userData: string[]): { ok: boolean; output: s
     execFileSync(python, ["-c", script, verdicts, ...files], { encoding: "utf8", timeout: 120_000, stdio: ["ignore", "ignore", "inherit"] });
     return (JSON.parse(readFileSync(verdicts, "utf8")) as [boolean, string][]).map(([ok, output]) => ({ ok, output }));
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    remove();
   }
 }
 

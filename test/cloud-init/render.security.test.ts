@@ -1,11 +1,11 @@
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { CloudConfigTemplateError, CloudInitRenderer, toYaml, yamlFlow } from "../../server/render/cloud-init.js";
 import { TemplateSet } from "../../server/render/templates.js";
 import { testConfig } from "../helpers/app.js";
+import { testTempDir } from "../helpers/temp-dir.js";
 import { cloudInitSchema, expectValidUserData, pyyamlLoad } from "./cloud-init-tools.js";
 
 /** Values that break naive YAML templating, one way each. */
@@ -94,14 +94,8 @@ describe("YAML escaping of rendered cloud-config", () => {
 });
 
 describe("user-data templates fail closed", () => {
-  let dir: string | undefined;
-  afterEach(() => {
-    if (dir) rmSync(dir, { recursive: true, force: true });
-    dir = undefined;
-  });
-
   function rendererWith(template: string) {
-    dir = mkdtempSync(join(tmpdir(), "edgejoin-tpl-"));
+    const dir = testTempDir("tpl");
     mkdirSync(join(dir, "cloud-init"));
     writeFileSync(join(dir, "cloud-init/custom.user-data.mustache"), template);
     return new CloudInitRenderer(new TemplateSet(dir));

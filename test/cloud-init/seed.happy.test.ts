@@ -1,6 +1,5 @@
 import { eq } from "drizzle-orm";
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
@@ -8,6 +7,7 @@ import { auditEvents, clusters, machines } from "../../db/schema.js";
 import { verifyBootstrapToken } from "../../server/enrollment/tokens.js";
 import { makeTestApp, testConfig, testPublicUrl } from "../helpers/app.js";
 import { expectGolden } from "../helpers/golden.js";
+import { testTempDir } from "../helpers/temp-dir.js";
 import { expectValidUserData } from "./cloud-init-tools.js";
 
 const mac = "52:54:00:12:34:56";
@@ -118,24 +118,20 @@ describe("GET /cloud-init/:mac/*", () => {
   });
 
   it("a cluster pointing at its own template → user-data rendered from it, values still escaped", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "edgejoin-templates-"));
-    try {
-      cpSync(testConfig().templatesDir, dir, { recursive: true });
-      writeFileSync(
-        join(dir, "cloud-init/site.user-data.mustache"),
-        "#cloud-config\nhostname: {{hostname}}\ntimezone: Europe/Berlin\nwrite_files:\n  - path: /var/lib/edgejoin-agent/bootstrap-token\n    permissions: '0600'\n    content: {{bootstrapToken}}\n",
-      );
-      const { app, db } = makeTestApp({ env: { EDGEJOIN_TEMPLATES_DIR: dir } });
-      const cluster = db.select().from(clusters).get()!;
-      db.update(clusters).set({ userDataTemplate: "cloud-init/site.user-data.mustache", installer: { ...cluster.installer, kind: "cloud-image" } }).run();
-      const text = await (await app.request(`/cloud-init/${mac}/user-data`)).text();
-      expectValidUserData(text);
-      const doc = parse(text, { version: "1.1" }) as { timezone: string; write_files: WriteFile[] };
-      expect(doc.timezone).toBe("Europe/Berlin");
-      expect(doc.write_files[0]!.content).toMatch(/^eyJ/);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const dir = testTempDir("templates");
+    cpSync(testConfig().templatesDir, dir, { recursive: true });
+    writeFileSync(
+      join(dir, "cloud-init/site.user-data.mustache"),
+      "#cloud-config\nhostname: {{hostname}}\ntimezone: Europe/Berlin\nwrite_files:\n  - path: /var/lib/edgejoin-agent/bootstrap-token\n    permissions: '0600'\n    content: {{bootstrapToken}}\n",
+    );
+    const { app, db } = makeTestApp({ env: { EDGEJOIN_TEMPLATES_DIR: dir } });
+    const cluster = db.select().from(clusters).get()!;
+    db.update(clusters).set({ userDataTemplate: "cloud-init/site.user-data.mustache", installer: { ...cluster.installer, kind: "cloud-image" } }).run();
+    const text = await (await app.request(`/cloud-init/${mac}/user-data`)).text();
+    expectValidUserData(text);
+    const doc = parse(text, { version: "1.1" }) as { timezone: string; write_files: WriteFile[] };
+    expect(doc.timezone).toBe("Europe/Berlin");
+    expect(doc.write_files[0]!.content).toMatch(/^eyJ/);
   });
 
   it("each user-data fetch → a new bootstrap token (new jti) and a new progress token", async () => {

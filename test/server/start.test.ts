@@ -1,61 +1,16 @@
 /** The real server process: start-up checks say what is wrong in one line; a good start serves. */
-import { spawn, type ChildProcess } from "node:child_process";
 import { createSocket } from "node:dgram";
 import { createServer } from "node:net";
-import { fileURLToPath } from "node:url";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { firstNonLoopbackAddress } from "../../server/config.js";
-import { freeUdpPort, requireTool, run, tempDir } from "../tftp/harness.js";
-
-const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
-
-async function freeTcpPort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((resolve) => srv.listen(0, "127.0.0.1", () => resolve()));
-  const { port } = srv.address() as { port: number };
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return port;
-}
-
-type Started = { child: ChildProcess; stdout: () => string; stderr: () => string; exited: Promise<number | null> };
-
-const children: ChildProcess[] = [];
-const cleanups: (() => void)[] = [];
-afterEach(() => {
-  for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null && c.pid) process.kill(c.pid, "SIGKILL");
-  for (const f of cleanups.splice(0)) f();
-});
-
-/** Spawn `node --import tsx server/main.ts` with only the given EDGEJOIN_ settings. */
-function startServer(env: Record<string, string>): Started {
-  const child = spawn(process.execPath, ["--import", "tsx", "server/main.ts"], {
-    cwd: repoRoot,
-    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  children.push(child);
-  let out = "";
-  let err = "";
-  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
-  child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  return { child, stdout: () => out, stderr: () => err, exited };
-}
+import { loopbackSettings, spawnServer, stopServer, type ServerRun } from "../helpers/server-process.js";
+import { testTempDir } from "../helpers/temp-dir.js";
+import { requireTools, run } from "../helpers/tools.js";
 
 /** Settings for a start on free loopback ports with temp folders; `over` wins. */
 async function goodEnv(over: Record<string, string> = {}): Promise<Record<string, string>> {
-  const data = tempDir("start-data");
-  const boot = tempDir("start-boot");
-  cleanups.push(data.remove, boot.remove);
-  const httpPort = await freeTcpPort();
   return {
-    EDGEJOIN_PUBLIC_URL: `http://127.0.0.1:${httpPort}`,
-    EDGEJOIN_HTTP_HOST: "127.0.0.1",
-    EDGEJOIN_HTTP_PORT: String(httpPort),
-    EDGEJOIN_TFTP_HOST: "127.0.0.1",
-    EDGEJOIN_TFTP_PORT: String(await freeUdpPort()),
-    EDGEJOIN_DATA_DIR: data.dir,
-    EDGEJOIN_BOOT_DIR: boot.dir,
+    ...(await loopbackSettings(testTempDir("start"))),
     // Set so the first start does not print a generated admin token on stderr.
     EDGEJOIN_ADMIN_TOKEN: "start-test-admin-token-0123456789abcdef",
     ...over,
@@ -63,12 +18,12 @@ async function goodEnv(over: Record<string, string> = {}): Promise<Record<string
 }
 
 /** Wait (bounded) for the process to exit; returns its code. */
-async function exitWithin(s: Started, ms: number): Promise<number | null | "running"> {
+async function exitWithin(s: ServerRun, ms: number): Promise<number | null | "running"> {
   return Promise.race([s.exited, new Promise<"running">((r) => setTimeout(() => r("running"), ms))]);
 }
 
 /** Wait (bounded) until stdout holds a log line whose msg matches. */
-async function logLine(s: Started, msg: RegExp, ms = 45_000): Promise<Record<string, unknown>> {
+async function logLine(s: ServerRun, msg: RegExp, ms = 45_000): Promise<Record<string, unknown>> {
   const until = Date.now() + ms;
   while (Date.now() < until) {
     for (const line of s.stdout().split("\n")) {
@@ -88,21 +43,22 @@ function oneLine(stderr: string): string {
   return lines[0]!;
 }
 
+/** Start with `env`: it must stop by itself within 45 s, non-zero, with one stderr line matching `line`. */
+async function expectRefusedStart(env: Record<string, string>, line: RegExp): Promise<void> {
+  const s = spawnServer(env);
+  const code = await exitWithin(s, 45_000);
+  expect(code).not.toBe("running");
+  expect(code).not.toBe(0);
+  expect(oneLine(s.stderr())).toMatch(line);
+}
+
 describe("server start", () => {
   it("EDGEJOIN_HTTP_PORT=abc → one stderr line naming the setting, exit non-zero", async () => {
-    const s = startServer(await goodEnv({ EDGEJOIN_HTTP_PORT: "abc" }));
-    const code = await exitWithin(s, 45_000);
-    expect(code).not.toBe("running");
-    expect(code).not.toBe(0);
-    expect(oneLine(s.stderr())).toMatch(/EDGEJOIN_HTTP_PORT.*port number/);
+    await expectRefusedStart(await goodEnv({ EDGEJOIN_HTTP_PORT: "abc" }), /EDGEJOIN_HTTP_PORT.*port number/);
   });
 
   it("EDGEJOIN_TFTP_HOST=tftp.example → one stderr line naming the setting, exit non-zero", async () => {
-    const s = startServer(await goodEnv({ EDGEJOIN_TFTP_HOST: "tftp.example" }));
-    const code = await exitWithin(s, 45_000);
-    expect(code).not.toBe("running");
-    expect(code).not.toBe(0);
-    expect(oneLine(s.stderr())).toMatch(/EDGEJOIN_TFTP_HOST.*IP address/);
+    await expectRefusedStart(await goodEnv({ EDGEJOIN_TFTP_HOST: "tftp.example" }), /EDGEJOIN_TFTP_HOST.*IP address/);
   });
 
   it("TFTP port already taken → one stderr line naming EDGEJOIN_TFTP_PORT, exit non-zero", async () => {
@@ -110,11 +66,7 @@ describe("server start", () => {
     const squatter = createSocket("udp4");
     await new Promise<void>((resolve) => squatter.bind(Number(env.EDGEJOIN_TFTP_PORT), "127.0.0.1", () => resolve()));
     try {
-      const s = startServer(env);
-      const code = await exitWithin(s, 45_000);
-      expect(code).not.toBe("running");
-      expect(code).not.toBe(0);
-      expect(oneLine(s.stderr())).toMatch(/EADDRINUSE.*EDGEJOIN_TFTP_PORT/);
+      await expectRefusedStart(env, /EADDRINUSE.*EDGEJOIN_TFTP_PORT/);
     } finally {
       squatter.close();
     }
@@ -125,20 +77,16 @@ describe("server start", () => {
     const squatter = createServer();
     await new Promise<void>((resolve) => squatter.listen(Number(env.EDGEJOIN_HTTP_PORT), "127.0.0.1", () => resolve()));
     try {
-      const s = startServer(env);
-      const code = await exitWithin(s, 45_000);
-      expect(code).not.toBe("running");
-      expect(code).not.toBe(0);
-      expect(oneLine(s.stderr())).toMatch(/EDGEJOIN_HTTP_PORT/);
+      await expectRefusedStart(env, /EDGEJOIN_HTTP_PORT/);
     } finally {
       squatter.close();
     }
   });
 
   it("good start → logs the iPXE binaries it serves, answers /healthz and TFTP autoexec.ipxe, stops on SIGTERM", async () => {
-    await requireTool("curl", "curl");
+    requireTools({ curl: "curl" });
     const env = await goodEnv();
-    const s = startServer(env);
+    const s = spawnServer(env);
     await logLine(s, /^edgejoin is serving$/);
     const served = s
       .stdout()
@@ -158,8 +106,7 @@ describe("server start", () => {
     expect(script.stdout.toString()).toContain(`${env.EDGEJOIN_PUBLIC_URL}/boot.ipxe`);
     await logLine(s, /^TFTP transfer done$/);
 
-    process.kill(s.child.pid!, "SIGTERM");
-    expect(await exitWithin(s, 10_000)).toBe(0);
+    expect(await stopServer(s, "SIGTERM", 10_000)).toBe(0);
     expect(s.stderr()).toBe("");
   });
 
@@ -167,18 +114,15 @@ describe("server start", () => {
     const env = await goodEnv();
     delete env.EDGEJOIN_PUBLIC_URL;
     const address = firstNonLoopbackAddress();
-    const s = startServer(env);
     if (!address) {
       // No address to derive from: start must stop and say which setting to set.
-      const code = await exitWithin(s, 45_000);
-      expect(code).not.toBe(0);
-      expect(oneLine(s.stderr())).toMatch(/EDGEJOIN_PUBLIC_URL/);
+      await expectRefusedStart(env, /EDGEJOIN_PUBLIC_URL/);
       return;
     }
+    const s = spawnServer(env);
     const derived = await logLine(s, /EDGEJOIN_PUBLIC_URL is unset; derived it/);
     expect(derived.publicUrl).toBe(`http://${address}:${env.EDGEJOIN_HTTP_PORT}`);
     await logLine(s, /^edgejoin is serving$/);
-    process.kill(s.child.pid!, "SIGTERM");
-    expect(await exitWithin(s, 10_000)).toBe(0);
+    expect(await stopServer(s, "SIGTERM", 10_000)).toBe(0);
   });
 });

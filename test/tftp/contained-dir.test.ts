@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ContainedDir, refuseByName } from "../../server/files/contained-dir.js";
 import { describeBootFiles } from "../../server/tftp/server.js";
-import { tempDir } from "./harness.js";
+import { tempDir } from "../helpers/temp-dir.js";
 
 describe("ContainedDir", () => {
   const tmp = tempDir("contained");

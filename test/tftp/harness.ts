@@ -1,33 +1,12 @@
-/** Shared set-up for the TFTP tests: a temp boot folder, a server on a free port, real clients, a raw client. */
-import { execFile } from "node:child_process";
+/** Shared set-up for the TFTP tests: a server on a free loopback port whose log lines they can read, and a raw client. */
 import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { Writable } from "node:stream";
 import pino from "pino";
 import { startTftpServer, type TftpServer } from "../../server/tftp/server.js";
+import { freeUdpPort } from "../helpers/ports.js";
 
 /** The generated autoexec.ipxe the tests hand to the server. */
 export const autoexec = Buffer.from("#!ipxe\nchain http://10.77.0.1:8080/boot.ipxe\n");
-
-/** A free UDP port on 127.0.0.1 (the tftp package turns port 0 into 69, so tests pick one). */
-export async function freeUdpPort(): Promise<number> {
-  const socket = createSocket("udp4");
-  await new Promise<void>((resolve, reject) => {
-    socket.once("error", reject);
-    socket.bind(0, "127.0.0.1", () => resolve());
-  });
-  const { port } = socket.address();
-  await new Promise<void>((resolve) => socket.close(() => resolve()));
-  return port;
-}
-
-/** A temp folder removed by the returned cleanup. */
-export function tempDir(prefix: string): { dir: string; remove(): void } {
-  const dir = mkdtempSync(join(tmpdir(), `edgejoin-${prefix}-`));
-  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
-}
 
 /** Log lines the server wrote, parsed. */
 export type LogLine = { level: number; msg: string; [k: string]: unknown };
@@ -59,22 +38,6 @@ export async function startTestServer(bootDir: string, ipxeDir = "/usr/lib/ipxe"
       if ((err as NodeJS.ErrnoException).code !== "EADDRINUSE" || attempt >= 4) throw err;
     }
   }
-}
-
-/** Fail (never skip) when a client program is missing, naming the Debian package. */
-export async function requireTool(command: string, debianPackage: string): Promise<void> {
-  const r = await run("sh", ["-c", `command -v ${command}`]);
-  if (r.code !== 0) throw new Error(`${command} is not installed: apt-get install ${debianPackage}`);
-}
-
-/** Run a program with a time bound; resolves with its exit code and output. */
-export function run(command: string, args: string[], timeoutMs = 20_000): Promise<{ code: number; stdout: Buffer; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(command, args, { timeout: timeoutMs, encoding: "buffer", maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === "number" ? ((err as { code: number }).code) : -1) : 0;
-      resolve({ code, stdout, stderr: stderr.toString() });
-    });
-  });
 }
 
 /** A hand-driven TFTP client, for packets no real client sends. */

@@ -4,7 +4,9 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TftpServer } from "../../server/tftp/server.js";
-import { autoexec, requireTool, run, startTestServer, tempDir, type LogLine } from "./harness.js";
+import { tempDir } from "../helpers/temp-dir.js";
+import { requireTools, run } from "../helpers/tools.js";
+import { autoexec, startTestServer, type LogLine } from "./harness.js";
 
 describe("TFTP with real clients", () => {
   const tmp = tempDir("tftp-happy");
@@ -30,7 +32,7 @@ describe("TFTP with real clients", () => {
   });
 
   it("curl default options on a 300 KB file → identical bytes, transfer logged", async () => {
-    await requireTool("curl", "curl");
+    requireTools({ curl: "curl" });
     const r = await run("curl", ["-sS", "--max-time", "15", `tftp://127.0.0.1:${port}/big.bin`]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout.equals(big)).toBe(true);
@@ -40,7 +42,7 @@ describe("TFTP with real clients", () => {
   });
 
   it("curl --tftp-blksize 1468 → identical bytes at blksize 1468", async () => {
-    await requireTool("curl", "curl");
+    requireTools({ curl: "curl" });
     const r = await run("curl", ["-sS", "--max-time", "15", "--tftp-blksize", "1468", `tftp://127.0.0.1:${port}/big.bin`]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout.equals(big)).toBe(true);
@@ -48,7 +50,7 @@ describe("TFTP with real clients", () => {
   });
 
   it("atftp with blksize 1468 and windowsize 4 (OVMF's options) → identical bytes", async () => {
-    await requireTool("atftp", "atftp");
+    requireTools({ atftp: "atftp" });
     const out = join(outDir, "atftp-big.bin");
     const r = await run("atftp", ["-g", "-r", "big.bin", "-l", out, "--option", "blksize 1468", "--option", "windowsize 4", "127.0.0.1", String(port)]);
     expect(r.code, r.stderr).toBe(0);
@@ -57,7 +59,7 @@ describe("TFTP with real clients", () => {
   });
 
   it("snponly.efi absent from the boot folder → the ipxe package's file, byte for byte", async () => {
-    await requireTool("curl", "curl");
+    requireTools({ curl: "curl" });
     let real: Buffer;
     try {
       real = readFileSync("/usr/lib/ipxe/snponly.efi");
@@ -70,7 +72,7 @@ describe("TFTP with real clients", () => {
   });
 
   it("ipxe.efi through Debian's symlink /usr/lib/ipxe/ipxe.efi → /boot/ipxe.efi → served", async () => {
-    await requireTool("atftp", "atftp");
+    requireTools({ atftp: "atftp" });
     let real: Buffer;
     try {
       real = readFileSync("/usr/lib/ipxe/ipxe.efi");
@@ -84,7 +86,7 @@ describe("TFTP with real clients", () => {
   });
 
   it("autoexec.ipxe → the generated chain script", async () => {
-    await requireTool("curl", "curl");
+    requireTools({ curl: "curl" });
     const r = await run("curl", ["-sS", "--max-time", "10", `tftp://127.0.0.1:${port}/autoexec.ipxe`]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout.equals(autoexec)).toBe(true);
@@ -92,7 +94,7 @@ describe("TFTP with real clients", () => {
 
   // atftp, not curl: curl 7.88 rejects `tsize 0` in an OACK as illegal (exit 71) from any server.
   it("an empty file → zero bytes, exit 0", async () => {
-    await requireTool("atftp", "atftp");
+    requireTools({ atftp: "atftp" });
     const out = join(outDir, "empty.bin");
     writeFileSync(out, "stale");
     const r = await run("atftp", ["-g", "-r", "empty.bin", "-l", out, "--option", "tsize 0", "127.0.0.1", String(port)]);
@@ -101,7 +103,7 @@ describe("TFTP with real clients", () => {
   });
 
   it("three clients at once → each gets identical bytes", async () => {
-    await requireTool("curl", "curl");
+    requireTools({ curl: "curl" });
     const rs = await Promise.all(
       [512, 1468, 1432].map((blksize) => run("curl", ["-sS", "--max-time", "20", "--tftp-blksize", String(blksize), `tftp://127.0.0.1:${port}/big.bin`])),
     );
@@ -114,7 +116,7 @@ describe("TFTP with real clients", () => {
 
 describe("TFTP without a boot folder", () => {
   it("EDGEJOIN_BOOT_DIR missing → warns at start, still serves snponly.efi from the ipxe dir and autoexec.ipxe", async () => {
-    await requireTool("curl", "curl");
+    requireTools({ curl: "curl" });
     const tmp = tempDir("tftp-noboot");
     const { server, port, logs } = await startTestServer(join(tmp.dir, "absent"));
     try {

@@ -4,21 +4,9 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TftpServer } from "../../server/tftp/server.js";
-import {
-  ack,
-  boundUdpPorts,
-  errorPacket,
-  eventually,
-  oackOptions,
-  opcode,
-  RawClient,
-  requireTool,
-  rrq,
-  run,
-  startTestServer,
-  tempDir,
-  type LogLine,
-} from "./harness.js";
+import { tempDir } from "../helpers/temp-dir.js";
+import { requireTools, run } from "../helpers/tools.js";
+import { ack, boundUdpPorts, errorPacket, eventually, oackOptions, opcode, RawClient, rrq, startTestServer, type LogLine } from "./harness.js";
 
 describe("TFTP robustness", () => {
   const tmp = tempDir("tftp-robust");
@@ -39,7 +27,7 @@ describe("TFTP robustness", () => {
   });
 
   async function curlStillWorks() {
-    await requireTool("curl", "curl");
+    requireTools({ curl: "curl" });
     const r = await run("curl", ["-sS", "--max-time", "10", "--tftp-blksize", "1468", `tftp://127.0.0.1:${port}/file.bin`]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout.equals(file)).toBe(true);

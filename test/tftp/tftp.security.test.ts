@@ -3,7 +3,9 @@ import { mkdirSync, symlinkSync, writeFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TftpServer } from "../../server/tftp/server.js";
-import { opcode, RawClient, requireTool, rrq, run, startTestServer, tempDir, type LogLine } from "./harness.js";
+import { tempDir } from "../helpers/temp-dir.js";
+import { requireTools, run } from "../helpers/tools.js";
+import { opcode, RawClient, rrq, startTestServer, type LogLine } from "./harness.js";
 
 // curl's exit codes for the TFTP error packet it received.
 const CURL_NOT_FOUND = 68;
@@ -38,28 +40,28 @@ describe("TFTP containment", () => {
   const curl = (path: string, ...extra: string[]) => run("curl", ["-sS", "--max-time", "10", ...extra, `tftp://127.0.0.1:${port}/${path}`]);
 
   it("../ traversal (curl --path-as-is) → access violation, no bytes", async () => {
-    await requireTool("curl", "curl");
+    requireTools({ curl: "curl" });
     const r = await curl("../outside/secret.txt", "--path-as-is");
     expect(r.code).toBe(CURL_ACCESS_VIOLATION);
     expect(r.stdout.length).toBe(0);
   });
 
   it("sub/../../ traversal → access violation", async () => {
-    await requireTool("curl", "curl");
+    requireTools({ curl: "curl" });
     const r = await curl("sub/../../outside/secret.txt", "--path-as-is");
     expect(r.code).toBe(CURL_ACCESS_VIOLATION);
     expect(r.stdout.length).toBe(0);
   });
 
   it("a/../b that stays inside → still refused (no `..` at all)", async () => {
-    await requireTool("curl", "curl");
+    requireTools({ curl: "curl" });
     const r = await curl("sub/../inside.txt", "--path-as-is");
     expect(r.code).toBe(CURL_ACCESS_VIOLATION);
     expect(logs.some((l) => l.msg === "TFTP request refused" && l.reason === "traversal")).toBe(true);
   });
 
   it("absolute path → access violation, no bytes", async () => {
-    await requireTool("curl", "curl");
+    requireTools({ curl: "curl" });
     const r = await curl(`${outside}/secret.txt`); // URL path //tmp/...: curl sends /tmp/...
     expect(r.code).toBe(CURL_ACCESS_VIOLATION);
     expect(r.stdout.length).toBe(0);
@@ -67,7 +69,7 @@ describe("TFTP containment", () => {
   });
 
   it("symlink in the boot folder pointing outside → access violation, no bytes", async () => {
-    await requireTool("curl", "curl");
+    requireTools({ curl: "curl" });
     const r = await curl("escape.txt");
     expect(r.code).toBe(CURL_ACCESS_VIOLATION);
     expect(r.stdout.length).toBe(0);
@@ -75,42 +77,42 @@ describe("TFTP containment", () => {
   });
 
   it("a file under a symlinked directory leading outside → access violation", async () => {
-    await requireTool("curl", "curl");
+    requireTools({ curl: "curl" });
     const r = await curl("escape-dir/secret.txt");
     expect(r.code).toBe(CURL_ACCESS_VIOLATION);
     expect(r.stdout.length).toBe(0);
   });
 
   it("operator's link boot/undionly.kpxe → /usr/lib/ipxe → refused, not replaced by the fallback", async () => {
-    await requireTool("curl", "curl");
+    requireTools({ curl: "curl" });
     const r = await curl("undionly.kpxe");
     expect(r.code).toBe(CURL_ACCESS_VIOLATION);
     expect(r.stdout.length).toBe(0);
   });
 
   it("symlink staying inside the boot folder → served", async () => {
-    await requireTool("curl", "curl");
+    requireTools({ curl: "curl" });
     const r = await curl("alias.txt");
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout.toString()).toBe("inside\n");
   });
 
   it("a file in a subfolder → served", async () => {
-    await requireTool("curl", "curl");
+    requireTools({ curl: "curl" });
     const r = await curl("sub/nested.txt");
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout.toString()).toBe("nested\n");
   });
 
   it("a directory → refused, no bytes", async () => {
-    await requireTool("curl", "curl");
+    requireTools({ curl: "curl" });
     const r = await curl("sub");
     expect(r.code).toBe(CURL_ACCESS_VIOLATION);
     expect(r.stdout.length).toBe(0);
   });
 
   it("unknown file → file not found (curl exit 68)", async () => {
-    await requireTool("curl", "curl");
+    requireTools({ curl: "curl" });
     const r = await curl("no-such-file.efi");
     expect(r.code).toBe(CURL_NOT_FOUND);
     expect(r.stdout.length).toBe(0);
@@ -118,7 +120,7 @@ describe("TFTP containment", () => {
   });
 
   it("upload (curl -T) → refused, nothing written", async () => {
-    await requireTool("curl", "curl");
+    requireTools({ curl: "curl" });
     const src = join(tmp.dir, "upload.bin");
     writeFileSync(src, "should never land\n");
     const r = await run("curl", ["-sS", "--max-time", "10", "-T", src, `tftp://127.0.0.1:${port}/uploaded.bin`]);
@@ -128,7 +130,7 @@ describe("TFTP containment", () => {
   });
 
   it("upload over an existing file → refused, file unchanged", async () => {
-    await requireTool("curl", "curl");
+    requireTools({ curl: "curl" });
     const src = join(tmp.dir, "upload2.bin");
     writeFileSync(src, "overwrite attempt\n");
     const r = await run("curl", ["-sS", "--max-time", "10", "-T", src, `tftp://127.0.0.1:${port}/inside.txt`]);

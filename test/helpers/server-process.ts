@@ -1,0 +1,105 @@
+/**
+ * The real edgejoin process, for tests of start, restart and crash: on free loopback ports with
+ * its own data folder, its output kept, stopped by its PID. A process a test started is killed
+ * when that test ends, pass or fail.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { onTestFinished } from "vitest";
+import { freeTcpPort, freeUdpPort } from "./ports.js";
+
+const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
+
+/** `main` runs server/main.ts through tsx; `cli` runs `bin/edgejoin.js serve`, the installed command. */
+const entries = {
+  main: ["--import", "tsx", "server/main.ts"],
+  cli: ["bin/edgejoin.js", "serve"],
+} as const;
+
+/** Which way to start the server. */
+export type ServerEntry = keyof typeof entries;
+
+/** One run of the process: what it wrote so far and how it ended. */
+export type ServerRun = {
+  readonly child: ChildProcess;
+  /** Its HTTP base on loopback, from EDGEJOIN_HTTP_HOST and EDGEJOIN_HTTP_PORT. */
+  readonly url: string;
+  stdout(): string;
+  stderr(): string;
+  /** Resolves with the exit code (null when a signal ended it) once its output is all read. */
+  readonly exited: Promise<number | null>;
+};
+
+/** Settings for a start on free loopback ports (HTTP over TCP, TFTP over UDP), data in `root`/data, an empty `root`/boot. */
+export async function loopbackSettings(root: string): Promise<Record<string, string>> {
+  const httpPort = await freeTcpPort();
+  const boot = join(root, "boot");
+  mkdirSync(boot, { recursive: true });
+  return {
+    EDGEJOIN_PUBLIC_URL: `http://127.0.0.1:${httpPort}`,
+    EDGEJOIN_HTTP_HOST: "127.0.0.1",
+    EDGEJOIN_HTTP_PORT: String(httpPort),
+    EDGEJOIN_TFTP_HOST: "127.0.0.1",
+    EDGEJOIN_TFTP_PORT: String(await freeUdpPort()),
+    // Not created here: the server makes its own data folder.
+    EDGEJOIN_DATA_DIR: join(root, "data"),
+    EDGEJOIN_BOOT_DIR: boot,
+  };
+}
+
+/** Spawn edgejoin with PATH, HOME and only `settings` (none of the runner's EDGEJOIN_*); call it inside a test. */
+export function spawnServer(settings: Record<string, string>, entry: ServerEntry = "main"): ServerRun {
+  const child = spawn(process.execPath, [...entries[entry]], {
+    cwd: repoRoot,
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/tmp", ...settings },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  let err = "";
+  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once("close", (code) => resolve(code)));
+  const run: ServerRun = {
+    child,
+    url: `http://${settings.EDGEJOIN_HTTP_HOST ?? "127.0.0.1"}:${settings.EDGEJOIN_HTTP_PORT}`,
+    stdout: () => out,
+    stderr: () => err,
+    exited,
+  };
+  onTestFinished(async () => {
+    await stopServer(run, "SIGKILL");
+  });
+  return run;
+}
+
+const running = (child: ChildProcess) => child.exitCode === null && child.signalCode === null;
+
+/** Wait (at most `ms`) until GET /healthz answers; fails with the end of its output if it exits first or never answers. */
+export async function waitHealthy(run: ServerRun, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  const output = () => `${run.stderr()}${run.stdout()}`.slice(-3000);
+  while (Date.now() < deadline) {
+    if (!running(run.child)) throw new Error(`edgejoin exited with ${run.child.exitCode ?? run.child.signalCode} at start:\n${output()}`);
+    try {
+      const res = await fetch(`${run.url}/healthz`, { signal: AbortSignal.timeout(1_000) });
+      if (res.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`edgejoin did not answer /healthz within ${ms / 1000} s:\n${output()}`);
+}
+
+/** Send `signal` to the process by its PID, SIGKILL after `graceMs`; resolves with its exit code once it is gone. */
+export async function stopServer(run: ServerRun, signal: NodeJS.Signals = "SIGTERM", graceMs = 10_000): Promise<number | null> {
+  if (running(run.child)) {
+    run.child.kill(signal);
+    const timer = setTimeout(() => run.child.kill("SIGKILL"), graceMs);
+    await run.exited;
+    clearTimeout(timer);
+  }
+  return run.exited;
+}
