@@ -1,20 +1,15 @@
 /** Two processes deciding seats on one database file at once: BEGIN IMMEDIATE holds across processes. */
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterEach, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { openDb } from "../../db/client.js";
 import { ensureDefaultCluster } from "../../server/store/clusters.js";
+import { testTempDir } from "../helpers/temp-dir.js";
 import { addApproved, shapeCluster } from "./fixtures.js";
 
 const contender = fileURLToPath(new URL("./contender.ts", import.meta.url));
 const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
-const dirs: string[] = [];
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
 
 function run(args: string[]): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
@@ -33,8 +28,7 @@ function run(args: string[]): Promise<{ code: number | null; out: string }> {
 it(
   "two processes asking for 100 machines each on one database file → one init, two servers one at a time, no SQLITE_BUSY",
   async () => {
-    const dir = mkdtempSync(join(tmpdir(), "edgejoin-contention-"));
-    dirs.push(dir);
+    const dir = testTempDir("contention");
     const file = join(dir, "edgejoin.db");
     const db = openDb(file);
     const now = Date.now();

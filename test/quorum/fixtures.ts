@@ -53,3 +53,17 @@ export function parseConfigBody(body: NodeConfigBody): Record<string, unknown> {
   expect(k3sConfigProblems(body.install.env.INSTALL_K3S_EXEC, parsed)).toEqual([]);
   return parsed;
 }
+
+/** The bootstrap token that user-data writes to …/bootstrap-token, as the machine's agent reads it. */
+export function bootstrapTokenOf(userData: string): string {
+  let found: string | undefined;
+  const walk = (v: unknown) => {
+    if (found || v === null || typeof v !== "object") return;
+    const rec = v as Record<string, unknown>;
+    if (typeof rec.path === "string" && rec.path.endsWith("/bootstrap-token") && typeof rec.content === "string") found = rec.content.trim();
+    Object.values(rec).forEach(walk);
+  };
+  walk(parse(userData));
+  if (!found) throw new Error("user-data carries no bootstrap token");
+  return found;
+}

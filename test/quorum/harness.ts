@@ -3,42 +3,10 @@
  * (boot.ipxe → user-data → enroll → approve → config → k3s events) against it over HTTP.
  * Approval is done by the test through the admin API as machines enroll: no backdoor.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { createSocket } from "node:dgram";
-import { mkdirSync } from "node:fs";
 import { request as httpRequest } from "node:http";
-import { createServer } from "node:net";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { parse } from "yaml";
-import { testCaHash, testMac } from "./fixtures.js";
-
-const mainPath = fileURLToPath(new URL("../../server/main.ts", import.meta.url));
-const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
-
-/** A free TCP port on 127.0.0.1 (bound, read, released). */
-export function freeTcpPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/** A free UDP port on 127.0.0.1, for the TFTP listener the server always starts. */
-export function freeUdpPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createSocket("udp4");
-    s.once("error", reject);
-    s.bind(0, "127.0.0.1", () => {
-      const port = s.address().port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+import { loopbackSettings, spawnServer, stopServer, waitHealthy, type ServerRun } from "../helpers/server-process.js";
+import { bootstrapTokenOf, testCaHash, testMac } from "./fixtures.js";
 
 /**
  * One request on its own TCP connection, as each curl call of a real agent is: no keep-alive
@@ -64,73 +32,42 @@ export function httpExchange(
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** One edgejoin server process on a fixed loopback port and data folder; restartable. */
+/** One edgejoin process on fixed loopback ports and data folder, restartable on them; its output kept across restarts. */
 export class EdgejoinProcess {
-  private child: ChildProcess | undefined;
-  /** Everything the server wrote to stdout/stderr, across restarts. */
-  output = "";
+  private run: ServerRun | undefined;
+  private earlierOutput = "";
 
-  constructor(
-    readonly dataDir: string,
-    readonly httpPort: number,
-    readonly tftpPort: number,
-    readonly adminToken: string,
-  ) {}
+  private constructor(private readonly settings: Record<string, string>) {}
+
+  /** On free loopback ports, its data in `root`, with `adminToken` and warn-level logs. */
+  static async onLoopback(root: string, adminToken: string): Promise<EdgejoinProcess> {
+    const settings = await loopbackSettings(root);
+    return new EdgejoinProcess({ ...settings, EDGEJOIN_IPXE_DIR: join(root, "boot"), EDGEJOIN_ADMIN_TOKEN: adminToken, EDGEJOIN_LOG_LEVEL: "warn" });
+  }
 
   get url(): string {
-    return `http://127.0.0.1:${this.httpPort}`;
+    return this.settings.EDGEJOIN_PUBLIC_URL!;
+  }
+
+  get dataDir(): string {
+    return this.settings.EDGEJOIN_DATA_DIR!;
+  }
+
+  /** Everything the server wrote to stdout/stderr, across restarts. */
+  get output(): string {
+    return this.earlierOutput + (this.run ? this.run.stdout() + this.run.stderr() : "");
   }
 
   /** Start it and wait until /healthz answers (at most 20 s). */
   async start(): Promise<void> {
-    const emptyDir = join(this.dataDir, "empty");
-    mkdirSync(emptyDir, { recursive: true });
-    const child = spawn(process.execPath, ["--import", "tsx", mainPath], {
-      cwd: repoRoot,
-      env: {
-        PATH: process.env.PATH ?? "/usr/bin:/bin",
-        HOME: process.env.HOME ?? "/tmp",
-        EDGEJOIN_PUBLIC_URL: this.url,
-        EDGEJOIN_HTTP_HOST: "127.0.0.1",
-        EDGEJOIN_HTTP_PORT: String(this.httpPort),
-        EDGEJOIN_TFTP_HOST: "127.0.0.1",
-        EDGEJOIN_TFTP_PORT: String(this.tftpPort),
-        EDGEJOIN_DATA_DIR: this.dataDir,
-        EDGEJOIN_BOOT_DIR: emptyDir,
-        EDGEJOIN_IPXE_DIR: emptyDir,
-        EDGEJOIN_ADMIN_TOKEN: this.adminToken,
-        EDGEJOIN_LOG_LEVEL: "warn",
-      },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    this.child = child;
-    child.stdout!.on("data", (d: Buffer) => (this.output += d.toString()));
-    child.stderr!.on("data", (d: Buffer) => (this.output += d.toString()));
-    const deadline = Date.now() + 20_000;
-    while (Date.now() < deadline) {
-      if (child.exitCode !== null) throw new Error(`edgejoin exited with ${child.exitCode} at start:\n${this.output.slice(-3000)}`);
-      try {
-        const res = await fetch(`${this.url}/healthz`, { signal: AbortSignal.timeout(1_000) });
-        if (res.ok) return;
-      } catch {
-        // not listening yet
-      }
-      await sleep(50);
-    }
-    throw new Error(`edgejoin did not answer /healthz within 20 s:\n${this.output.slice(-3000)}`);
+    this.earlierOutput = this.output;
+    this.run = spawnServer(this.settings);
+    await waitHealthy(this.run);
   }
 
   /** Send `signal` to this process (by its PID) and wait for it to exit. */
   async stop(signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
-    const child = this.child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise<void>((r) => child.once("exit", () => r()));
-    child.kill(signal);
-    await Promise.race([exited, sleep(10_000)]);
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill("SIGKILL");
-      await exited;
-    }
+    if (this.run) await stopServer(this.run, signal);
   }
 }
 
@@ -220,19 +157,6 @@ export async function runStorm(o: StormOptions): Promise<{ traces: MachineTrace[
         inFlight--;
       }
     }
-  }
-
-  function bootstrapTokenOf(userData: string): string {
-    let found: string | undefined;
-    const walk = (v: unknown) => {
-      if (found || v === null || typeof v !== "object") return;
-      const rec = v as Record<string, unknown>;
-      if (typeof rec.path === "string" && rec.path.endsWith("/bootstrap-token") && typeof rec.content === "string") found = rec.content.trim();
-      for (const child of Object.values(rec)) walk(child);
-    };
-    walk(parse(userData));
-    if (!found) throw new Error("no bootstrap token in user-data");
-    return found;
   }
 
   async function enroll(t: MachineTrace): Promise<string> {

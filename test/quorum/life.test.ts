@@ -1,32 +1,14 @@
 /** The whole life of one machine, over HTTP only: boot.ipxe → user-data → enroll → approve → config → events → joined. */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
-import { parse } from "yaml";
+import { describe, expect, it } from "vitest";
 import { makeTestApp, testAdminToken, testPublicUrl } from "../helpers/app.js";
-import { parseConfigBody, testCaHash } from "./fixtures.js";
+import { testTempDir } from "../helpers/temp-dir.js";
+import { bootstrapTokenOf, parseConfigBody, testCaHash } from "./fixtures.js";
 
 const mac = "52:54:00:aa:bb:01";
 const admin = { authorization: `Bearer ${testAdminToken}` };
 const json = { "content-type": "application/json" };
-const dirs: string[] = [];
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
-
-function bootstrapTokenOf(userData: string): string {
-  let found: string | undefined;
-  const walk = (v: unknown) => {
-    if (found || v === null || typeof v !== "object") return;
-    const rec = v as Record<string, unknown>;
-    if (typeof rec.path === "string" && rec.path.endsWith("/bootstrap-token") && typeof rec.content === "string") found = rec.content.trim();
-    Object.values(rec).forEach(walk);
-  };
-  walk(parse(userData));
-  if (!found) throw new Error("user-data carries no bootstrap token");
-  return found;
-}
 
 function lab(env: Record<string, string> = {}) {
   const t = makeTestApp({ env });
@@ -103,8 +85,7 @@ describe("one machine's whole life", () => {
   });
 
   it("k3s installer and binary in the artifacts folder → served by edgejoin, with INSTALL_K3S_SKIP_DOWNLOAD", async () => {
-    const artifacts = mkdtempSync(join(tmpdir(), "edgejoin-artifacts-"));
-    dirs.push(artifacts);
+    const artifacts = testTempDir("artifacts");
     const l = lab({ EDGEJOIN_ARTIFACTS_DIR: artifacts });
     const version = l.config.k3sVersion;
     mkdirSync(join(artifacts, "k3s", version), { recursive: true });

@@ -2,29 +2,20 @@
  * Boot storm and crash, against a real edgejoin process on loopback: 500 machines enroll and ask
  * for their config at once against a cluster that wants 3 servers.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { k3sConfigProblems } from "../../server/quorum/k3s-flags.js";
+import { testTempDir } from "../helpers/temp-dir.js";
 import { testCaHash } from "./fixtures.js";
-import { EdgejoinProcess, freeTcpPort, freeUdpPort, runStorm, type MachineTrace, type StormStats } from "./harness.js";
+import { EdgejoinProcess, runStorm, type MachineTrace, type StormStats } from "./harness.js";
 
 const machinesInStorm = 500;
 const adminToken = "storm-admin-token-0123456789abcdef";
-const cleanups: (() => Promise<void> | void)[] = [];
-
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
 
 async function startServer(): Promise<EdgejoinProcess> {
-  const dataDir = mkdtempSync(join(tmpdir(), "edgejoin-storm-"));
-  const server = new EdgejoinProcess(dataDir, await freeTcpPort(), await freeUdpPort(), adminToken);
-  cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
-  cleanups.push(() => server.stop("SIGKILL"));
+  const server = await EdgejoinProcess.onLoopback(testTempDir("storm"), adminToken);
   await server.start();
   const res = await fetch(`${server.url}/api/v1/clusters/1`, {
     method: "PATCH",
