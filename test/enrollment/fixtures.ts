@@ -1,5 +1,7 @@
 /** Shared moves for enrollment tests: a discovered machine, a token for it, an enroll call. */
+import type { Db } from "../../db/client.js";
 import { issueBootstrapToken } from "../../server/enrollment/tokens.js";
+import { loadKeyring } from "../../server/store/keys.js";
 import { makeTestApp, testAdminToken, testPublicUrl } from "../helpers/app.js";
 
 export type TestApp = ReturnType<typeof makeTestApp>;
@@ -49,4 +51,12 @@ export const admin = { authorization: `Bearer ${testAdminToken}` };
 /** GET with a bearer token. */
 export function getWith(t: TestApp, path: string, bearer: string) {
   return t.app.request(path, { headers: { authorization: `Bearer ${bearer}` } });
+}
+
+/** Signing-key tests: when their clock starts, a day, and how long a retired key must keep verifying. */
+export const keyClock = { start: Date.UTC(2026, 10, 25, 12, 0, 0), day: 86_400_000, maxTokenLifetimeMs: 365 * 86_400_000 };
+
+/** Load (or make) the keys in `dataDir` at `at`, as a start does. */
+export function loadKeys(db: Db, dataDir: string, at = keyClock.start) {
+  return loadKeyring(db, { dataDir, now: at, maxTokenLifetimeMs: keyClock.maxTokenLifetimeMs });
 }

@@ -1,41 +1,23 @@
-import { afterEach, describe, expect, it } from "vitest";
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { describe, expect, it } from "vitest";
+import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { eq } from "drizzle-orm";
 import { decodeProtectedHeader } from "jose";
-import { openDb, type Db } from "../../db/client.js";
+import { openDb } from "../../db/client.js";
 import { auditEvents, signingKeys } from "../../db/schema.js";
 import { ed25519Thumbprint } from "../../server/enrollment/keyring.js";
 import { issueBootstrapToken, verifyBootstrapToken } from "../../server/enrollment/tokens.js";
-import { loadKeyring } from "../../server/store/keys.js";
 import { makeTestApp, testPublicUrl } from "../helpers/app.js";
-import { admin, bootQuery, enroll, mac, tokenFor } from "./fixtures.js";
+import { testTempDir } from "../helpers/temp-dir.js";
+import { admin, bootQuery, enroll, keyClock, loadKeys, mac, tokenFor } from "./fixtures.js";
 
-const now = Date.UTC(2026, 10, 25, 12, 0, 0);
-const day = 86_400_000;
-const lifetime = 365 * day;
-const dirs: string[] = [];
-
-function dataDir() {
-  const d = mkdtempSync(join(tmpdir(), "edgejoin-keys-"));
-  dirs.push(d);
-  return d;
-}
-
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
-
-function load(db: Db, dir: string, at = now) {
-  return loadKeyring(db, { dataDir: dir, now: at, maxTokenLifetimeMs: lifetime });
-}
+const { start: now, day, maxTokenLifetimeMs: lifetime } = keyClock;
 
 describe("signing keys in the data folder", () => {
   it("first start → one Ed25519 key, private JWK mode 0600 in keys/ (0700), public JWK and kid in signing_keys", () => {
-    const dir = dataDir();
+    const dir = testTempDir("keys");
     const db = openDb(":memory:");
-    const { keyring, created } = load(db, dir);
+    const { keyring, created } = loadKeys(db, dir);
     expect(created).toBe(keyring.active.kid);
     expect(keyring.active.kid).toBe(ed25519Thumbprint(keyring.active.publicJwk.x));
     const file = join(dir, "keys", `${keyring.active.kid}.json`);
@@ -48,20 +30,20 @@ describe("signing keys in the data folder", () => {
   });
 
   it("restart → same key, and tokens issued before the restart still verify", async () => {
-    const dir = dataDir();
+    const dir = testTempDir("keys");
     const db = openDb(":memory:");
-    const before = load(db, dir).keyring;
+    const before = loadKeys(db, dir).keyring;
     const { token } = await issueBootstrapToken(before, { issuer: testPublicUrl, mac, clusterId: 1, now, ttlMs: day });
-    const after = load(db, dir, now + 1000);
+    const after = loadKeys(db, dir, now + 1000);
     expect(after.created).toBeUndefined();
     expect(after.keyring.active.kid).toBe(before.active.kid);
     await expect(verifyBootstrapToken(after.keyring, token, { issuer: testPublicUrl, now: now + 2000 })).resolves.toMatchObject({ mac });
   });
 
   it("POST /api/v1/keys/rotate → new active kid, old token still enrolls, old public key published, old private file gone", async () => {
-    const dir = dataDir();
+    const dir = testTempDir("keys");
     const db = openDb(":memory:");
-    const { keyring } = load(db, dir);
+    const { keyring } = loadKeys(db, dir);
     const t = makeTestApp({ db, keyring, env: { EDGEJOIN_DATA_DIR: dir } });
     await t.app.request(`/boot.ipxe?${bootQuery}`);
     const oldKid = keyring.active.kid;
@@ -92,21 +74,21 @@ describe("signing keys in the data folder", () => {
     expect(t.db.select().from(auditEvents).where(eq(auditEvents.action, "signing_key.rotated")).all()).toHaveLength(1);
 
     // A restart finds the same two keys, the new one active.
-    const reloaded = load(db, dir, t.clock());
+    const reloaded = loadKeys(db, dir, t.clock());
     expect(reloaded.keyring.active.kid).toBe(body.active_kid);
     expect(reloaded.keyring.jwks().keys.map((k) => k.kid)).toEqual([body.active_kid, oldKid]);
   });
 
   it("retired key after every token it signed has expired → dropped at start", async () => {
-    const dir = dataDir();
+    const dir = testTempDir("keys");
     const db = openDb(":memory:");
-    const { keyring } = load(db, dir);
+    const { keyring } = loadKeys(db, dir);
     const t = makeTestApp({ db, keyring, env: { EDGEJOIN_DATA_DIR: dir } });
     const oldKid = keyring.active.kid;
     await t.app.request("/api/v1/keys/rotate", { method: "POST", headers: admin });
     const retiredAt = t.clock();
-    expect(load(db, dir, retiredAt + lifetime).keyring.verificationKey(oldKid)).toBeDefined();
-    const later = load(db, dir, retiredAt + lifetime + 1);
+    expect(loadKeys(db, dir, retiredAt + lifetime).keyring.verificationKey(oldKid)).toBeDefined();
+    const later = loadKeys(db, dir, retiredAt + lifetime + 1);
     expect(later.pruned).toEqual([oldKid]);
     expect(later.keyring.verificationKey(oldKid)).toBeUndefined();
     expect(db.select().from(signingKeys).all().map((r) => r.kid)).toEqual([keyring.active.kid]);
