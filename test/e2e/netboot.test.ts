@@ -170,7 +170,7 @@ describe("netboot with real firmware", () => {
       expect(chain?.target).toBe("/boot.ipxe");
       expect(chain?.status).toBe(200);
       expect(chain?.body.toString()).toMatch(/^#!ipxe\n/);
-      expect(chain?.body.toString()).toContain(`\nchain ${site.publicUrl}/boot.ipxe?mac=\${net0/mac}&uuid=\${uuid}&`);
+      expect(chain?.body.toString()).toContain(`\nimgfetch --name identified ${site.publicUrl}/boot.ipxe?mac=\${net0/mac}&uuid=\${uuid}&`);
       const query = new URLSearchParams(identified?.target.split("?")[1] ?? "");
       expect(Object.fromEntries(query)).toMatchObject({ mac: machine.mac, uuid: machine.uuid, serial: machine.serial, arch: "x86_64", platform: "efi" });
       expect(identified?.status).toBe(200);
