@@ -2,6 +2,7 @@
 import Database from "better-sqlite3";
 import { drizzle, type BetterSQLite3Database } from "drizzle-orm/better-sqlite3";
 import { migrate } from "drizzle-orm/better-sqlite3/migrator";
+import { chmodSync, closeSync, openSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import * as schema from "./schema.js";
 
@@ -12,6 +13,12 @@ const migrationsFolder = fileURLToPath(new URL("./migrations", import.meta.url))
 
 /** Open (or create) the database at `file` (`:memory:` for tests) and bring it up to date. */
 export function openDb(file: string): Db {
+  if (file !== ":memory:") {
+    // The file holds k3s cluster secrets: owner-only, also when it already existed (SQLite
+    // gives its -wal and -shm files the same mode).
+    closeSync(openSync(file, "a", 0o600));
+    chmodSync(file, 0o600);
+  }
   const sqlite = new Database(file);
   sqlite.pragma("journal_mode = WAL");
   // NORMAL is durable across process crashes in WAL mode; only an OS crash can lose the tail.
