@@ -120,7 +120,9 @@ export async function runOneMachineLife(ml: MachineLab): Promise<LifeReport> {
   );
   let bootedFromDisk = false;
   if (script === "local-disk") {
-    await waitFor("m1-reboot to boot its own disk to a login prompt", () => (/login: *$/m.test(again.serial()) ? true : undefined), {
+    // The login prompt shares its line with later console output; cloud-init's last line comes after the agent would start.
+    const up = /Cloud-init v\. [\d.]+ finished|login: /;
+    await waitFor("m1-reboot to boot its own disk up to cloud-init's end or a login prompt", () => (up.test(again.serial()) ? true : undefined), {
       timeoutMs: 180_000,
       intervalMs: 500,
       failIf: dies(ml, [again]),

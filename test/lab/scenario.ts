@@ -239,7 +239,7 @@ export class BootWatch {
         [/Cloud-init v\. [\d.]+ running 'init-local'/, "cloud-init started (init-local)"],
         [/Cloud-init v\. [\d.]+ running 'modules:final'/, "cloud-init final stage (runcmd)"],
         [/Cloud-init v\. [\d.]+ finished/, "cloud-init finished"],
-        [/login: *$/, "login prompt"],
+        [/\S+ login:/, "login prompt"],
         [/Kernel panic/, "KERNEL PANIC"],
       ];
       for (const [re, label] of seen) {
