@@ -312,7 +312,11 @@ function flagSplitBrain(tx: Queryable, deps: Deps, m: MachineRow, cluster: Clust
     ca_matches_init: caMatchesInit,
   };
   recordAudit(tx, { at: now, actor: `machine:${m.id}`, action: "quorum.split_brain_risk", machineId: m.id, clusterId: m.clusterId, detail });
-  deps.logger.error({ machineId: m.id, clusterId: m.clusterId, ...detail }, "SPLIT BRAIN RISK: a machine reports k3s running on a quorum seat that was taken back from it");
+  const why =
+    m.seatRevokedAt !== null
+      ? "a machine reports k3s running on a quorum seat that was taken back from it"
+      : "a server reports a CA that is not its cluster's (a second cluster formed)";
+  deps.logger.error({ machineId: m.id, clusterId: m.clusterId, ...detail }, `SPLIT BRAIN RISK: ${why}`);
 }
 
 /**
