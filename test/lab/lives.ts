@@ -22,13 +22,20 @@ export type LifeReport = {
   clusterCaHash: string | null;
   /** The agent's own status file. */
   agentStatus: string | undefined;
-  reboot: {
-    bootScript: "local-disk" | "installer" | "none";
-    bootedFromDisk: boolean;
-    /** Requests after the reboot that only an unenrolled machine makes (seed, enroll, node config). */
-    enrollsAfterReboot: string[];
-    stateAfter: string | undefined;
-  };
+  /**
+   * The reboot, started as soon as the disk was read. It runs beside whatever the caller does
+   * next (most of it is the firmware's network boot timeouts), so await it last.
+   */
+  reboot: Promise<RebootReport>;
+};
+
+/** What powering the installed machine on again showed. */
+export type RebootReport = {
+  bootScript: "local-disk" | "installer" | "none";
+  bootedFromDisk: boolean;
+  /** Requests after the reboot that only an unenrolled machine makes (seed, enroll, node config). */
+  enrollsAfterReboot: string[];
+  stateAfter: string | undefined;
 };
 
 /** What three machines forming a 3-server quorum showed. */
@@ -82,7 +89,8 @@ async function defaultClusterForLab(ml: MachineLab): Promise<Cluster> {
 
 /**
  * One machine, whole life: power-on → … → joined as init server; a clean power-off, its disk
- * read; power-on again → local-disk script → its own disk boots, no second enrollment.
+ * read; then power-on again (see `reboot`) → local-disk script → its own disk boots, no second
+ * enrollment.
  */
 export async function runOneMachineLife(ml: MachineLab): Promise<LifeReport> {
   const cluster = await defaultClusterForLab(ml);
@@ -106,34 +114,9 @@ export async function runOneMachineLife(ml: MachineLab): Promise<LifeReport> {
   const after = await ok(ml.api<Cluster>("GET", `/api/v1/clusters/${cluster.id}`), "get cluster");
   const ca = disk["/var/lib/rancher/k3s/server/tls/server-ca.crt"];
 
-  // Power on again: same MAC, same disk.
-  const again = await ml.powerOn({ name: "m1-reboot", mac, tap: 0, disk: ml.lab.path("m1.overlay.qcow2") });
-  const script = await waitFor(
-    "m1-reboot to run a boot script",
-    () => {
-      const s = again.serial();
-      if (s.includes(`edgejoin: ${mac} is installed - booting from its local disk`)) return "local-disk" as const;
-      if (s.includes(`edgejoin: installing ${mac}`)) return "installer" as const;
-      return undefined;
-    },
-    { timeoutMs: 120_000, intervalMs: 250, failIf: dies(ml, [again]) },
-  );
-  let bootedFromDisk = false;
-  if (script === "local-disk") {
-    // The login prompt shares its line with later console output; cloud-init's last line comes after the agent would start.
-    const up = /Cloud-init v\. [\d.]+ finished|login: /;
-    await waitFor("m1-reboot to boot its own disk up to cloud-init's end or a login prompt", () => (up.test(again.serial()) ? true : undefined), {
-      timeoutMs: 180_000,
-      intervalMs: 500,
-      failIf: dies(ml, [again]),
-    });
-    bootedFromDisk = /Linux version \d/.test(again.serial());
-    // The agent would have started by now (multi-user.target); give a second enrollment time to show.
-    await new Promise((r) => setTimeout(r, 10_000));
-  }
-  const enrollsAfterReboot = enrollTraffic(ml, mac, again.poweredOnAt);
-  const stateAfter = ml.machine(mac)?.state;
-  await again.stop();
+  // Power on again: same MAC, same disk. Marked handled here; the caller awaits it for the verdict.
+  const reboot = rebootFromDisk(ml, mac);
+  reboot.catch(() => undefined);
   return {
     machine: { id, state: ml.machine(mac)!.state, role: ml.machine(mac)!.role },
     renderedConfig: rendered.config_yaml,
@@ -141,8 +124,41 @@ export async function runOneMachineLife(ml: MachineLab): Promise<LifeReport> {
     diskCaHash: ca === undefined ? undefined : sha256(ca),
     clusterCaHash: after.ca_hash,
     agentStatus: disk["/var/lib/edgejoin-agent/status"]?.trim(),
-    reboot: { bootScript: script, bootedFromDisk, enrollsAfterReboot, stateAfter },
+    reboot,
   };
+}
+
+/** Power an installed machine on again: the local-disk script, its own disk, no second enrollment. */
+async function rebootFromDisk(ml: MachineLab, mac: string): Promise<RebootReport> {
+  const again = await ml.powerOn({ name: "m1-reboot", mac, tap: 0, disk: ml.lab.path("m1.overlay.qcow2") });
+  try {
+    const bootScript = await waitFor(
+      "m1-reboot to run a boot script",
+      () => {
+        const s = again.serial();
+        if (s.includes(`edgejoin: ${mac} is installed - booting from its local disk`)) return "local-disk" as const;
+        if (s.includes(`edgejoin: installing ${mac}`)) return "installer" as const;
+        return undefined;
+      },
+      { timeoutMs: 120_000, intervalMs: 250, failIf: dies(ml, [again]) },
+    );
+    let bootedFromDisk = false;
+    if (bootScript === "local-disk") {
+      // The login prompt shares its line with later console output; cloud-init's last line comes after the agent would start.
+      const up = /Cloud-init v\. [\d.]+ finished|login: /;
+      await waitFor("m1-reboot to boot its own disk up to cloud-init's end or a login prompt", () => (up.test(again.serial()) ? true : undefined), {
+        timeoutMs: 300_000,
+        intervalMs: 500,
+        failIf: dies(ml, [again]),
+      });
+      bootedFromDisk = /Linux version \d/.test(again.serial());
+      // The agent would have started by now (multi-user.target); give a second enrollment time to show.
+      await new Promise((r) => setTimeout(r, 10_000));
+    }
+    return { bootScript, bootedFromDisk, enrollsAfterReboot: enrollTraffic(ml, mac, again.poweredOnAt), stateAfter: ml.machine(mac)?.state };
+  } finally {
+    await again.stop();
+  }
 }
 
 /** The quorum as a table for people. */
