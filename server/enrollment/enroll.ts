@@ -87,7 +87,7 @@ export type EnrollRefusal = {
 /** What enrolling does to the machine. */
 export type EnrollDecision =
   | { kind: "refuse"; refusal: EnrollRefusal }
-  | { kind: "enroll"; clusterId: number; nextState: MachineState; stateChanged: boolean };
+  | { kind: "enroll"; clusterId: number; nextState: MachineState; stateChanged: boolean; revokeCredentials: boolean };
 
 /**
  * Decide an enroll whose token already verified. `machine` is the row with the body's MAC, if
@@ -138,12 +138,20 @@ export function decideEnrollment(o: {
       };
     }
   }
-  // Only a first enroll moves the machine; re-enrolling after a reinstall keeps whatever an admin
-  // or the quorum decided since.
   const current = machine?.state;
   if (current === undefined || current === "discovered") {
     const nextState: MachineState = o.preApproved ? "approved" : "pending";
-    return { kind: "enroll", clusterId, nextState, stateChanged: true };
+    return { kind: "enroll", clusterId, nextState, stateChanged: true, revokeCredentials: false };
   }
-  return { kind: "enroll", clusterId, nextState: current, stateChanged: false };
+  // A bootstrap token comes from an unauthenticated seed and MACs, UUIDs and serials are no
+  // secrets, so it may only ever enroll as pending: a machine that was approved (or further)
+  // and enrolls again goes back to pending with its quorum seat kept, its earlier node
+  // credentials stop working, and an admin approves it again. Rejected and retired stay so.
+  if (reenrollResets.has(current)) {
+    return { kind: "enroll", clusterId, nextState: "pending", stateChanged: true, revokeCredentials: true };
+  }
+  return { kind: "enroll", clusterId, nextState: current, stateChanged: false, revokeCredentials: false };
 }
+
+/** States a re-enroll takes back to pending (see decideEnrollment). */
+const reenrollResets: ReadonlySet<MachineState> = new Set(["approved", "provisioning", "joined", "failed"]);

@@ -44,6 +44,8 @@ export const nodeRoutes = new Hono<AppEnv>()
     refuseStopped(machine);
     if (machine.state === "discovered" || machine.state === "pending") return wait(c, machine.state, "pending_approval", pendingRetryAfter);
     const decision = resolveNodeConfig(c.var.deps, machine);
+    // Debug only: agents poll; this ties each poll to its machine whatever address it comes from.
+    c.var.deps.logger.debug({ machineId: machine.id, answer: decision.kind === "wait" ? decision.reason : "config" }, "node config");
     if (decision.kind === "wait") {
       // The quorum may have moved the machine (e.g. approved → provisioning) while deciding.
       const now = getMachine(c.var.deps.db, machine.id)?.state ?? machine.state;

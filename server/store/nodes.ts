@@ -86,6 +86,7 @@ export function enrollMachine(
             lastIp: o.sourceIp || existing.lastIp,
             lastSeenAt: now,
             ...(decision.stateChanged ? { state: decision.nextState, stateChangedAt: now } : {}),
+            ...(decision.revokeCredentials ? { credentialGeneration: existing.credentialGeneration + 1 } : {}),
           })
           .where(eq(machines.id, existing.id))
           .returning()
@@ -121,7 +122,14 @@ export function enrollMachine(
         action: "machine.enrolled",
         machineId: machine.id,
         clusterId: machine.clusterId,
-        detail: { from: existing?.state ?? null, to: machine.state, created: !existing, jti: claims.jti, kid: claims.kid },
+        detail: {
+          from: existing?.state ?? null,
+          to: machine.state,
+          created: !existing,
+          ...(decision.revokeCredentials ? { reenrolled: true, earlier_credentials_revoked: true } : {}),
+          jti: claims.jti,
+          kid: claims.kid,
+        },
       });
       return { ok: true, machine, created: !existing };
     },

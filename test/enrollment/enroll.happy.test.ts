@@ -34,17 +34,40 @@ describe("POST /api/v1/enroll", () => {
     expect(m).toMatchObject({ mac, state: "pending", clusterId: 1, product: "NUC13ANHi5", arch: "x86_64" });
   });
 
-  it("reinstall: same machine, fresh token → same node id, state kept, no duplicate", async () => {
+  it("reinstall of a pending machine: fresh token → same node id, still pending, no duplicate", async () => {
     const t = makeTestApp();
     const first = await discoverAndEnroll(t);
-    t.db.update(machines).set({ state: "approved" }).where(eq(machines.id, first.node_id)).run();
     t.clock.advance(3_600_000);
     const { token } = await tokenFor(t);
     const res = await enroll(t, token);
     expect(res.status).toBe(201);
-    expect(await res.json()).toMatchObject({ node_id: first.node_id, state: "approved" });
+    expect(await res.json()).toMatchObject({ node_id: first.node_id, state: "pending" });
     expect(t.db.select().from(machines).all()).toHaveLength(1);
   });
+
+  it.each(["approved", "provisioning", "joined", "failed"] as const)(
+    "re-enroll of a %s machine (a bootstrap token only ever enrolls as pending) → same node, pending again, seat kept, earlier credential revoked",
+    async (state) => {
+      const t = makeTestApp();
+      const first = await discoverAndEnroll(t);
+      t.db.update(machines).set({ state, role: "agent", roleAssignedAt: t.clock() }).where(eq(machines.id, first.node_id)).run();
+      t.clock.advance(3_600_000);
+      const { token } = await tokenFor(t);
+      const res = await enroll(t, token);
+      expect(res.status).toBe(201);
+      const again = (await res.json()) as { node_id: number; state: string; credential: string };
+      expect(again).toMatchObject({ node_id: first.node_id, state: "pending" });
+      expect(t.db.select().from(machines).all()).toHaveLength(1);
+      expect(t.db.select().from(machines).get()).toMatchObject({ role: "agent", state: "pending" });
+      const config = (credential: string) => t.app.request("/api/v1/node/config", { headers: { authorization: `Bearer ${credential}` } });
+      expect((await config(first.credential)).status).toBe(401);
+      const waiting = await config(again.credential);
+      expect(waiting.status).toBe(202);
+      expect(await waiting.json()).toMatchObject({ reason: "pending_approval" });
+      const audit = t.db.select().from(auditEvents).where(eq(auditEvents.action, "machine.enrolled")).all();
+      expect(audit.at(-1)?.detail).toMatchObject({ from: state, to: "pending", reenrolled: true });
+    },
+  );
 
   it("machine booted with placeholder SMBIOS, agent reports real uuid → filled in, no conflict", async () => {
     const t = makeTestApp();

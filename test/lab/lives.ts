@@ -70,13 +70,22 @@ async function approveWhenPending(ml: MachineLab, machine: Machine, timeoutMs: n
   return row.id;
 }
 
-/** Requests in edgejoin's log at or after `since` that a machine makes only before it has joined. */
-function enrollTraffic(ml: MachineLab, mac: string, since: number): string[] {
+/**
+ * What one machine did at or after `since` that it does only before it has joined: seed
+ * fetches for its MAC, enrolls, node config polls and progress events. Attributed by MAC and
+ * machine id from edgejoin's log, never by address: other machines are booting meanwhile.
+ */
+function enrollTraffic(ml: MachineLab, mac: string, machineId: number, since: number): string[] {
   return ml.site.edgejoin
     .logLines()
-    .filter((l) => l.msg === "request" && l.time >= since)
-    .map((l) => `${String(l.method)} ${String(l.path)}`)
-    .filter((r) => r.includes(`/cloud-init/${mac}/`) || r.endsWith("/api/v1/enroll") || r.endsWith("/api/v1/node/config") || r.endsWith("/api/v1/node/events"));
+    .filter((l) => l.time >= since)
+    .filter(
+      (l) =>
+        (l.msg === "request" && String(l.path).includes(`/cloud-init/${mac}/`)) ||
+        ((l.msg === "machine enrolled" || l.msg === "enroll refused") && l.mac === mac) ||
+        ((l.msg === "node config" || l.msg === "node event") && l.machineId === machineId),
+    )
+    .map((l) => (l.msg === "request" ? `${String(l.method)} ${String(l.path)}` : String(l.msg)));
 }
 
 /** Point the default cluster at the lab's cloud image with `servers` desired servers. */
@@ -115,7 +124,7 @@ export async function runOneMachineLife(ml: MachineLab): Promise<LifeReport> {
   const ca = disk["/var/lib/rancher/k3s/server/tls/server-ca.crt"];
 
   // Power on again: same MAC, same disk. Marked handled here; the caller awaits it for the verdict.
-  const reboot = rebootFromDisk(ml, mac);
+  const reboot = rebootFromDisk(ml, mac, id);
   reboot.catch(() => undefined);
   return {
     machine: { id, state: ml.machine(mac)!.state, role: ml.machine(mac)!.role },
@@ -129,7 +138,7 @@ export async function runOneMachineLife(ml: MachineLab): Promise<LifeReport> {
 }
 
 /** Power an installed machine on again: the local-disk script, its own disk, no second enrollment. */
-async function rebootFromDisk(ml: MachineLab, mac: string): Promise<RebootReport> {
+async function rebootFromDisk(ml: MachineLab, mac: string, machineId: number): Promise<RebootReport> {
   const again = await ml.powerOn({ name: "m1-reboot", mac, tap: 0, disk: ml.lab.path("m1.overlay.qcow2") });
   try {
     const bootScript = await waitFor(
@@ -155,7 +164,7 @@ async function rebootFromDisk(ml: MachineLab, mac: string): Promise<RebootReport
       // The agent would have started by now (multi-user.target); give a second enrollment time to show.
       await new Promise((r) => setTimeout(r, 10_000));
     }
-    return { bootScript, bootedFromDisk, enrollsAfterReboot: enrollTraffic(ml, mac, again.poweredOnAt), stateAfter: ml.machine(mac)?.state };
+    return { bootScript, bootedFromDisk, enrollsAfterReboot: enrollTraffic(ml, mac, machineId, again.poweredOnAt), stateAfter: ml.machine(mac)?.state };
   } finally {
     await again.stop();
   }
