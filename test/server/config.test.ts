@@ -1,5 +1,8 @@
 import { describe, expect, it } from "vitest";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { ConfigError, loadConfig } from "../../server/config.js";
+import { testTempDir } from "../helpers/temp-dir.js";
 
 const noAddress = () => undefined;
 
@@ -57,6 +60,22 @@ describe("loadConfig", () => {
     const message = (error as Error).message;
     expect(message).toContain(key);
     expect(message).not.toContain("\n");
+  });
+
+  it("EDGEJOIN_CONFIG names a JSON file → its settings apply, the environment wins over it", () => {
+    const file = join(testTempDir("config"), "edgejoin.json");
+    writeFileSync(file, JSON.stringify({ EDGEJOIN_HTTP_PORT: 9090, EDGEJOIN_TFTP_PORT: "6969", EDGEJOIN_PUBLIC_URL: "http://10.0.0.5:9090" }));
+    const c = loadConfig({ EDGEJOIN_CONFIG: file, EDGEJOIN_TFTP_PORT: "1069" }, noAddress);
+    expect(c).toMatchObject({ httpPort: 9090, tftpPort: 1069, publicUrl: "http://10.0.0.5:9090" });
+  });
+
+  it("EDGEJOIN_CONFIG that is not a JSON object, or a bad value in it → one line naming it", () => {
+    const dir = testTempDir("config");
+    writeFileSync(join(dir, "list.json"), "[1, 2]");
+    writeFileSync(join(dir, "bad.json"), JSON.stringify({ EDGEJOIN_HTTP_PORT: "eighty" }));
+    expect(() => loadConfig({ EDGEJOIN_CONFIG: join(dir, "list.json") }, noAddress)).toThrow(/^EDGEJOIN_CONFIG: /);
+    expect(() => loadConfig({ EDGEJOIN_CONFIG: join(dir, "missing.json") }, noAddress)).toThrow(/^EDGEJOIN_CONFIG: /);
+    expect(() => loadConfig({ EDGEJOIN_CONFIG: join(dir, "bad.json"), EDGEJOIN_PUBLIC_URL: "http://a:1" }, noAddress)).toThrow(/EDGEJOIN_HTTP_PORT/);
   });
 
   it("no public URL and no address to derive it from → says to set EDGEJOIN_PUBLIC_URL", () => {
