@@ -15,7 +15,7 @@ import { getMachine } from "../store/machines.js";
 import { approveMachine, listMachines, listNodeEvents, rejectMachine } from "../store/nodes.js";
 import { retireMachine } from "../store/quorum.js";
 import { adminActor, adminAuth } from "./middleware/admin-auth.js";
-import { limitJsonBody, validate } from "./middleware/validate.js";
+import { idParam, limitJsonBody, validate } from "./middleware/validate.js";
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
@@ -48,7 +48,6 @@ function nodeView(m: MachineRow) {
   };
 }
 
-const idParam = z.object({ id: z.string().regex(/^[1-9]\d{0,14}$/, "id must be a machine id").transform(Number) });
 
 const listQuery = z
   .object({

@@ -12,9 +12,8 @@ import { clusterCreate, clusterPatch, type ClusterPatch } from "../quorum/cluste
 import { createCluster, defaultInstaller, getCluster, listClusters, updateCluster, type ClusterFields, type ClusterRow } from "../store/clusters.js";
 import { countServerSeats, getQuorum } from "../store/quorum.js";
 import { adminActor, adminAuth } from "./middleware/admin-auth.js";
-import { limitJsonBody, validate } from "./middleware/validate.js";
+import { idParam, limitJsonBody, validate } from "./middleware/validate.js";
 
-const idParam = z.object({ id: z.string().regex(/^[1-9]\d{0,9}$/, "id must be a positive integer").transform(Number) });
 
 /** A cluster as the API shows it: snake_case, no secrets. */
 function present(c: ClusterRow) {

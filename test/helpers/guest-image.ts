@@ -11,6 +11,7 @@ import { createWriteStream, existsSync, readdirSync, readFileSync } from "node:f
 import { chmod, mkdir, readdir, rename, rm, stat, writeFile, copyFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { requireTools } from "./tools.js";
 
 /** The repository's gitignored lab folder. */
 export const labDir = fileURLToPath(new URL("../../.lab/", import.meta.url));
@@ -144,16 +145,6 @@ const buildTools: Record<string, string> = {
   debootstrap: "debootstrap",
   "mkfs.ext4": "e2fsprogs",
 };
-
-/** Fails naming the Debian package to install when a build tool is missing. */
-export function requireTools(tools: Record<string, string>): void {
-  const path = (process.env.PATH ?? "") + ":/usr/sbin:/sbin";
-  for (const [tool, pkg] of Object.entries(tools)) {
-    if (!path.split(":").some((d) => d && existsSync(join(d, tool)))) {
-      throw new Error(`${tool} is missing: install the Debian package \`${pkg}\` (apt-get install ${pkg})`);
-    }
-  }
-}
 
 function run(cmd: string, args: string[], log: NodeJS.WritableStream, timeoutMs: number): Promise<void> {
   return new Promise((resolve, reject) => {

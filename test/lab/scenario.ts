@@ -14,7 +14,8 @@ import { chmodSync, copyFileSync, existsSync, linkSync, mkdirSync, openSync, rea
 import { connect } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ensureGuestImage, requireTools, type GuestImage } from "../helpers/guest-image.js";
+import { ensureGuestImage, type GuestImage } from "../helpers/guest-image.js";
+import { requireTools } from "../helpers/tools.js";
 import {
   assertLabHost,
   diskRequirements,

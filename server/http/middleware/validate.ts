@@ -6,7 +6,7 @@
  */
 import type { Context, Env, MiddlewareHandler, ValidationTargets } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import type { z } from "zod";
+import { z } from "zod";
 import { ApiError } from "../../errors.js";
 
 /** The largest JSON body any edgejoin API takes; enroll facts of a big machine are a few KiB. */
@@ -75,3 +75,6 @@ export function validate<Target extends keyof ValidationTargets, Schema extends 
     await next();
   };
 }
+
+/** A numeric id in the path (`/:id`), as every admin route takes it. */
+export const idParam = z.object({ id: z.string().regex(/^[1-9]\d{0,14}$/, "id must be a positive integer").transform(Number) });
