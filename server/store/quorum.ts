@@ -29,7 +29,7 @@ import {
   type WaitReason,
 } from "../quorum/seats.js";
 import { recordAudit } from "./audit.js";
-import type { ClusterRow } from "./clusters.js";
+import { getCluster, type ClusterRow } from "./clusters.js";
 
 /** What the config handler answers: wait (202) or the config (200). */
 export type NodeConfigDecision =
@@ -54,10 +54,6 @@ type Outcome<T> = { value: T } | { error: ApiError };
 function unwrap<T>(o: Outcome<T>): T {
   if ("error" in o) throw o.error;
   return o.value;
-}
-
-function getClusterRow(db: Queryable, id: number): ClusterRow | undefined {
-  return db.select().from(clusters).where(eq(clusters.id, id)).get();
 }
 
 function serverHolders(db: Queryable, clusterId: number): MachineRow[] {
@@ -196,7 +192,7 @@ export function resolveNodeConfig(deps: Deps, machine: Pick<MachineRow, "id">): 
           break;
       }
       if (m.clusterId === null) return { error: new ApiError("invalid_state", "this machine belongs to no cluster; approve it into one") };
-      const cluster = getClusterRow(tx, m.clusterId);
+      const cluster = getCluster(tx, m.clusterId);
       if (!cluster) return { error: new ApiError("invalid_state", "this machine's cluster no longer exists") };
 
       if (sweepLeases(tx, cluster.id, now, leaseMs).includes(m.id)) {
@@ -335,7 +331,7 @@ export function recordNodeEvent(deps: Deps, machine: Pick<MachineRow, "id">, eve
     (tx): Outcome<void> => {
       let m = tx.select().from(machines).where(eq(machines.id, machine.id)).get();
       if (!m) return { error: new ApiError("credential_revoked", "this machine no longer exists in edgejoin") };
-      const cluster = m.clusterId === null ? undefined : getClusterRow(tx, m.clusterId);
+      const cluster = m.clusterId === null ? undefined : getCluster(tx, m.clusterId);
       if (cluster) {
         sweepLeases(tx, cluster.id, now, deps.config.roleLeaseMs);
         m = tx.select().from(machines).where(eq(machines.id, m.id)).get()!;
@@ -475,10 +471,10 @@ export function getQuorum(deps: Deps, clusterId: number): QuorumReport {
   const now = deps.clock();
   const outcome = deps.db.transaction(
     (tx): Outcome<QuorumReport> => {
-      const cluster0 = getClusterRow(tx, clusterId);
+      const cluster0 = getCluster(tx, clusterId);
       if (!cluster0) return { error: new ApiError("not_found", `no cluster ${clusterId}`) };
       sweepLeases(tx, clusterId, now, deps.config.roleLeaseMs);
-      const cluster = getClusterRow(tx, clusterId)!;
+      const cluster = getCluster(tx, clusterId)!;
       const servers = serverHolders(tx, clusterId).sort((a, b) => (a.role === "init" ? -1 : b.role === "init" ? 1 : 0));
       const agents = tx
         .select({ state: machines.state, n: sql<number>`count(*)` })
