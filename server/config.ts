@@ -7,17 +7,34 @@ import { networkInterfaces } from "node:os";
 import { readFileSync } from "node:fs";
 import { z } from "zod";
 
-/** "90", "90s", "20m", "24h", "7d" → milliseconds. */
-const duration = (name: string) =>
-  z
-    .string()
-    .regex(/^\d{1,9}[smhd]?$/, `${name} must be a duration such as 90s, 20m, 24h or 7d`)
-    .transform((v) => {
-      const n = Number.parseInt(v, 10);
-      const unit = v.at(-1) ?? "s";
-      const factor = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[unit] ?? 1_000;
-      return n * factor;
-    });
+const msPer = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+/** Longest duration any setting takes: ten years, so every value stays an exact JavaScript number. */
+const MAX_DURATION_MS = 3_650 * msPer.d;
+
+/**
+ * "90s", "20m", "24h", "7d" (also "500ms") → milliseconds. A bare number is refused: "24" could
+ * mean seconds or hours. `min` is the shortest value that works and why.
+ */
+const duration = (name: string, example: string, min: { text: string; ms: number; why: string }) =>
+  z.string().transform((v, ctx) => {
+    const refuse = (message: string) => {
+      ctx.issues.push({ code: "custom", message, input: v });
+      return z.NEVER;
+    };
+    const m = /^(\d{1,9})(ms|s|m|h|d)$/.exec(v);
+    if (!m) {
+      return refuse(
+        /^\d+$/.test(v)
+          ? `${name} needs a unit: write e.g. ${example} (units: ms, s, m, h, d)`
+          : `${name} must be a duration such as ${example} (a number and one of ms, s, m, h, d)`,
+      );
+    }
+    const ms = Number(m[1]) * msPer[m[2] as keyof typeof msPer];
+    if (ms < min.ms) return refuse(`${name} must be at least ${min.text}: ${min.why}`);
+    if (ms > MAX_DURATION_MS) return refuse(`${name} must be at most 3650d`);
+    return ms;
+  });
 
 const port = (name: string) =>
   z
@@ -65,9 +82,30 @@ const envSchema = z.object({
     .optional(),
   EDGEJOIN_PROXY_DHCP: onOff("EDGEJOIN_PROXY_DHCP").default(false),
   EDGEJOIN_SYSLOG_PORT: port("EDGEJOIN_SYSLOG_PORT").optional(),
-  EDGEJOIN_TOKEN_TTL: duration("EDGEJOIN_TOKEN_TTL").default(86_400_000),
-  EDGEJOIN_CREDENTIAL_TTL: duration("EDGEJOIN_CREDENTIAL_TTL").default(365 * 86_400_000),
-  EDGEJOIN_ROLE_LEASE: duration("EDGEJOIN_ROLE_LEASE").default(20 * 60_000),
+  // Issued when the installer fetches user-data, spent when the installed system first boots and
+  // the agent enrolls: a whole OS install lies between, and an Ubuntu autoinstall from a slow
+  // mirror takes tens of minutes. An expired token stops the agent for good (reinstall needed).
+  EDGEJOIN_TOKEN_TTL: duration("EDGEJOIN_TOKEN_TTL", "24h", {
+    text: "1h",
+    ms: msPer.h,
+    why: "a bootstrap token must outlive a whole OS install",
+  }).default(24 * msPer.h),
+  // The agent holds it from enrolling until its machine joined: that includes waiting for an
+  // admin's approval (a long weekend) and for its turn in the quorum. An expired one stops the
+  // agent for good.
+  EDGEJOIN_CREDENTIAL_TTL: duration("EDGEJOIN_CREDENTIAL_TTL", "365d", {
+    text: "7d",
+    ms: 7 * msPer.d,
+    why: "a node credential must outlive the wait for an admin's approval",
+  }).default(365 * msPer.d),
+  // Runs from the config's release to `k3s-started`: downloading k3s (about 70 MB) and its
+  // install script, installing, and a joining server's first etcd sync. Shorter takes seats
+  // back from healthy machines that are merely slow, and hands them on again and again.
+  EDGEJOIN_ROLE_LEASE: duration("EDGEJOIN_ROLE_LEASE", "20m", {
+    text: "5m",
+    ms: 5 * msPer.m,
+    why: "a machine needs minutes to download, install and start k3s",
+  }).default(20 * msPer.m),
   EDGEJOIN_LOG_LEVEL: z
     .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"], {
       error: "EDGEJOIN_LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent",
@@ -79,6 +117,61 @@ const envSchema = z.object({
     .regex(/^v\d+\.\d+\.\d+\+k3s\d+$/, "EDGEJOIN_K3S_VERSION must look like v1.31.4+k3s1")
     .default("v1.31.4+k3s1"),
 });
+
+/** Every server setting's name, as the environment and the config file spell it. */
+export const settingNames: readonly string[] = Object.keys(envSchema.shape);
+
+/**
+ * EDGEJOIN_* names that are not server settings but must not stop a start: the config file's
+ * name (read here) and the admin CLI's server address (a shell that runs `edgejoin keys rotate`
+ * may also start the server).
+ */
+const otherNames = ["EDGEJOIN_CONFIG", "EDGEJOIN_URL"];
+
+/** Names from the product's contract whose feature is not built: said so instead of a near miss. */
+const notBuilt: Record<string, string> = {
+  EDGEJOIN_HTTPS_PORT: "the HTTPS listener for the node API is not in this version",
+};
+
+/** Levenshtein distance: insertions, deletions and substitutions each cost 1. */
+function editDistance(a: string, b: string): number {
+  let above = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min(above[j]! + 1, row[j - 1]! + 1, above[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    above = row;
+  }
+  return above[b.length]!;
+}
+
+/** The setting an unknown name most likely meant, if any is close: a typo, a swapped pair, a suffix too many. */
+export function closestSetting(unknown: string): string | undefined {
+  const tail = (name: string) => name.toUpperCase().replace(/^EDGEJOIN_/, "");
+  const wanted = tail(unknown);
+  let best: { name: string; distance: number } | undefined;
+  for (const name of settingNames) {
+    const candidate = tail(name);
+    // A name that only adds or drops words (EDGEJOIN_ROLE_LEASE_TIME, EDGEJOIN_PORT) is a close one.
+    const [shorter, longer] = wanted.length < candidate.length ? [wanted, candidate] : [candidate, wanted];
+    const distance = shorter.length >= 4 && longer.includes(shorter) ? 1 : editDistance(wanted, candidate);
+    if (!best || distance < best.distance) best = { name, distance };
+  }
+  return best && best.distance <= Math.max(2, Math.ceil(wanted.length / 4)) ? best.name : undefined;
+}
+
+/** One refusal per unknown name, e.g. `EDGEJOIN_HTTP_PROT (did you mean EDGEJOIN_HTTP_PORT?)`. */
+function describeUnknown(names: string[]): string {
+  return names
+    .map((n) => {
+      if (notBuilt[n]) return `${n} (${notBuilt[n]})`;
+      if (n.startsWith("EDGEJOIN_AGENT_")) return `${n} (the node agent's, read on the machines, not by the server)`;
+      const near = closestSetting(n);
+      return near ? `${n} (did you mean ${near}?)` : n;
+    })
+    .join(", ");
+}
 
 /** Settings after parsing: the only shape the rest of edgejoin sees. */
 export type Config = {
@@ -117,7 +210,8 @@ export function firstNonLoopbackAddress(): string | undefined {
 
 /**
  * Parse settings from `env`. `EDGEJOIN_CONFIG` may name a JSON file of the same keys;
- * the environment wins over it.
+ * the environment wins over it. An EDGEJOIN_* name that is no setting (in either) is refused,
+ * with the setting it most likely meant; an empty value counts as unset.
  */
 export function loadConfig(
   env: Record<string, string | undefined>,
@@ -135,8 +229,25 @@ export function loadConfig(
       );
     }
   }
+  // A misspelt name would otherwise leave its setting at the default without a word.
+  const unknownInFile = Object.keys(fileValues).filter((k) => !settingNames.includes(k));
+  if (unknownInFile.length > 0) {
+    throw new ConfigError(
+      `EDGEJOIN_CONFIG: ${env.EDGEJOIN_CONFIG} has unknown setting${unknownInFile.length > 1 ? "s" : ""} ${describeUnknown(unknownInFile)}; the settings are listed in the README (Settings)`,
+    );
+  }
+  // An empty value means unset, for unknown names too (a harness blanks inherited EDGEJOIN_* so).
+  const given = Object.entries(env).filter(
+    (entry): entry is [string, string] => entry[0].toUpperCase().startsWith("EDGEJOIN_") && entry[1] !== undefined && entry[1] !== "",
+  );
+  const unknownInEnv = given.map(([k]) => k).filter((k) => !settingNames.includes(k) && !otherNames.includes(k));
+  if (unknownInEnv.length > 0) {
+    throw new ConfigError(
+      `unknown environment variable${unknownInEnv.length > 1 ? "s" : ""} ${describeUnknown(unknownInEnv.sort())}; edgejoin's settings are listed in the README (Settings)`,
+    );
+  }
   const merged: Record<string, string> = { ...fileValues };
-  for (const [k, v] of Object.entries(env)) if (k.startsWith("EDGEJOIN_") && v !== undefined && v !== "") merged[k] = v;
+  for (const [k, v] of given) if (settingNames.includes(k)) merged[k] = v;
 
   const parsed = envSchema.safeParse(merged);
   if (!parsed.success) {

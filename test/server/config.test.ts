@@ -1,10 +1,23 @@
 import { describe, expect, it } from "vitest";
-import { writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import { ConfigError, loadConfig } from "../../server/config.js";
 import { testTempDir } from "../helpers/temp-dir.js";
 
 const noAddress = () => undefined;
+
+/** The ConfigError loadConfig throws for `env`; fails the test when it does not throw one. */
+function refusal(env: Record<string, string>): ConfigError {
+  try {
+    loadConfig(env, noAddress);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as Error).message).not.toContain("\n");
+    return err as ConfigError;
+  }
+  throw new Error(`loadConfig accepted ${JSON.stringify(env)}`);
+}
 
 describe("loadConfig", () => {
   it("no settings → embedded defaults, public URL derived from the host's address", () => {
@@ -29,11 +42,93 @@ describe("loadConfig", () => {
     expect(c.publicUrlDerived).toBe(false);
   });
 
-  it("durations accept s, m, h, d", () => {
-    const c = loadConfig({ EDGEJOIN_PUBLIC_URL: "http://a:1", EDGEJOIN_TOKEN_TTL: "90m", EDGEJOIN_ROLE_LEASE: "45s" }, noAddress);
+  it("durations accept ms, s, m, h, d", () => {
+    const c = loadConfig(
+      { EDGEJOIN_PUBLIC_URL: "http://a:1", EDGEJOIN_TOKEN_TTL: "90m", EDGEJOIN_ROLE_LEASE: "600s", EDGEJOIN_CREDENTIAL_TTL: "30d" },
+      noAddress,
+    );
     expect(c.tokenTtlMs).toBe(5_400_000);
-    expect(c.roleLeaseMs).toBe(45_000);
+    expect(c.roleLeaseMs).toBe(600_000);
+    expect(c.credentialTtlMs).toBe(30 * 86_400_000);
+    expect(loadConfig({ EDGEJOIN_PUBLIC_URL: "http://a:1", EDGEJOIN_TOKEN_TTL: "2h", EDGEJOIN_ROLE_LEASE: "300000ms" }, noAddress)).toMatchObject({
+      tokenTtlMs: 7_200_000,
+      roleLeaseMs: 300_000,
+    });
   });
+
+  it.each([
+    ["EDGEJOIN_TOKEN_TTL", "24", /^bad setting EDGEJOIN_TOKEN_TTL needs a unit: write e\.g\. 24h/],
+    ["EDGEJOIN_ROLE_LEASE", "20", /^bad setting EDGEJOIN_ROLE_LEASE needs a unit: write e\.g\. 20m/],
+    ["EDGEJOIN_CREDENTIAL_TTL", "365", /^bad setting EDGEJOIN_CREDENTIAL_TTL needs a unit: write e\.g\. 365d/],
+    ["EDGEJOIN_TOKEN_TTL", "24 h", /EDGEJOIN_TOKEN_TTL must be a duration such as 24h/],
+    ["EDGEJOIN_TOKEN_TTL", "1.5h", /EDGEJOIN_TOKEN_TTL must be a duration/],
+    ["EDGEJOIN_TOKEN_TTL", "59m", /EDGEJOIN_TOKEN_TTL must be at least 1h: a bootstrap token must outlive a whole OS install/],
+    ["EDGEJOIN_ROLE_LEASE", "45s", /EDGEJOIN_ROLE_LEASE must be at least 5m/],
+    ["EDGEJOIN_CREDENTIAL_TTL", "6d", /EDGEJOIN_CREDENTIAL_TTL must be at least 7d/],
+    ["EDGEJOIN_CREDENTIAL_TTL", "3651d", /EDGEJOIN_CREDENTIAL_TTL must be at most 3650d/],
+  ])("%s=%s → refused in one line", (key, value, line) => {
+    expect(() => loadConfig({ EDGEJOIN_PUBLIC_URL: "http://a:1", [key]: value }, noAddress)).toThrow(line);
+  });
+
+  it("the floors themselves are accepted", () => {
+    const c = loadConfig({ EDGEJOIN_PUBLIC_URL: "http://a:1", EDGEJOIN_TOKEN_TTL: "1h", EDGEJOIN_ROLE_LEASE: "5m", EDGEJOIN_CREDENTIAL_TTL: "7d" }, noAddress);
+    expect(c).toMatchObject({ tokenTtlMs: 3_600_000, roleLeaseMs: 300_000, credentialTtlMs: 7 * 86_400_000 });
+  });
+
+  it.each([
+    ["EDGEJOIN_HTTP_PROT", "EDGEJOIN_HTTP_PORT"],
+    ["EDGEJOIN_ROLE_LEASE_TIME", "EDGEJOIN_ROLE_LEASE"],
+    ["EDGEJOIN_TOKENTTL", "EDGEJOIN_TOKEN_TTL"],
+    ["EDGEJOIN_PUBLICURL", "EDGEJOIN_PUBLIC_URL"],
+    ["edgejoin_log_level", "EDGEJOIN_LOG_LEVEL"],
+  ])("unknown environment variable %s → refused in one line: did you mean %s?", (name, meant) => {
+    const error = refusal({ EDGEJOIN_PUBLIC_URL: "http://a:1", [name]: "1" });
+    expect(error.message).toBe(
+      `unknown environment variable ${name} (did you mean ${meant}?); edgejoin's settings are listed in the README (Settings)`,
+    );
+  });
+
+  it("unknown names far from every setting → refused without a guess; several → all in one line", () => {
+    expect(refusal({ EDGEJOIN_PUBLIC_URL: "http://a:1", EDGEJOIN_FOO: "1" }).message).toMatch(/^unknown environment variable EDGEJOIN_FOO; /);
+    const both = refusal({ EDGEJOIN_PUBLIC_URL: "http://a:1", EDGEJOIN_HTTP_PROT: "1", EDGEJOIN_AGENT_POLL_CAP: "1", EDGEJOIN_HTTPS_PORT: "8443" });
+    expect(both.message).toMatch(/^unknown environment variables EDGEJOIN_AGENT_POLL_CAP \(the node agent's[^)]*\), EDGEJOIN_HTTPS_PORT \(the HTTPS listener[^)]*not in this version\), EDGEJOIN_HTTP_PROT \(did you mean EDGEJOIN_HTTP_PORT\?\); /);
+    expect(both.message).not.toContain("\n");
+  });
+
+  it("names the CLI client and the test harnesses use stay allowed; an empty unknown one counts as unset", () => {
+    const c = loadConfig(
+      {
+        EDGEJOIN_PUBLIC_URL: "http://a:1",
+        EDGEJOIN_URL: "http://127.0.0.1:8080",
+        EDGEJOIN_ADMIN_TOKEN: "cli-and-server-admin-token-0123456789",
+        EDGEJOIN_HTTP_PROT: "",
+        OTHER_HTTP_PROT: "1",
+      },
+      noAddress,
+    );
+    expect(c.httpPort).toBe(8080);
+  });
+
+  it("every EDGEJOIN_ name used by tests outside test/server is known to the server (the agent's aside)", () => {
+    // Helpers, the lab and e2e tests start servers and the CLI with these; none may be refused.
+    const testRoot = fileURLToPath(new URL("..", import.meta.url));
+    const names = new Set<string>();
+    for (const f of readdirSync(testRoot, { recursive: true, encoding: "utf8" })) {
+      if (!f.endsWith(".ts") || f.startsWith("server/")) continue;
+      for (const m of readFileSync(join(testRoot, f), "utf8").matchAll(/EDGEJOIN_[A-Z0-9_]*[A-Z0-9]/g)) names.add(m[0]);
+    }
+    expect(names.size).toBeGreaterThan(5);
+    for (const name of [...names].filter((n) => !n.startsWith("EDGEJOIN_AGENT_"))) {
+      let message = "";
+      try {
+        loadConfig({ EDGEJOIN_PUBLIC_URL: "http://a:1", [name]: "x" }, noAddress);
+      } catch (err) {
+        message = (err as Error).message;
+      }
+      expect(message, name).not.toMatch(/unknown/);
+    }
+  });
+
 
   it.each([
     ["EDGEJOIN_HTTP_PORT", "abc"],
@@ -76,6 +171,21 @@ describe("loadConfig", () => {
     expect(() => loadConfig({ EDGEJOIN_CONFIG: join(dir, "list.json") }, noAddress)).toThrow(/^EDGEJOIN_CONFIG: /);
     expect(() => loadConfig({ EDGEJOIN_CONFIG: join(dir, "missing.json") }, noAddress)).toThrow(/^EDGEJOIN_CONFIG: /);
     expect(() => loadConfig({ EDGEJOIN_CONFIG: join(dir, "bad.json"), EDGEJOIN_PUBLIC_URL: "http://a:1" }, noAddress)).toThrow(/EDGEJOIN_HTTP_PORT/);
+  });
+
+  it("EDGEJOIN_CONFIG with an unknown key → one line naming the file and the key it most likely meant", () => {
+    const file = join(testTempDir("config"), "typo.json");
+    writeFileSync(file, JSON.stringify({ EDGEJOIN_PUBLIC_URL: "http://10.0.0.5:8080", EDGEJOIN_ROLE_LEASE_TIME: "30m" }));
+    const error = refusal({ EDGEJOIN_CONFIG: file });
+    expect(error.message).toBe(
+      `EDGEJOIN_CONFIG: ${file} has unknown setting EDGEJOIN_ROLE_LEASE_TIME (did you mean EDGEJOIN_ROLE_LEASE?); the settings are listed in the README (Settings)`,
+    );
+  });
+
+  it("EDGEJOIN_CONFIG with a duration without unit → refused like the environment's", () => {
+    const file = join(testTempDir("config"), "ttl.json");
+    writeFileSync(file, JSON.stringify({ EDGEJOIN_PUBLIC_URL: "http://10.0.0.5:8080", EDGEJOIN_TOKEN_TTL: 24 }));
+    expect(() => loadConfig({ EDGEJOIN_CONFIG: file }, noAddress)).toThrow(/EDGEJOIN_TOKEN_TTL needs a unit: write e\.g\. 24h/);
   });
 
   it("no public URL and no address to derive it from → says to set EDGEJOIN_PUBLIC_URL", () => {
