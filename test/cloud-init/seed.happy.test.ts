@@ -8,7 +8,6 @@ import { verifyBootstrapToken } from "../../server/enrollment/tokens.js";
 import { makeTestApp, testConfig, testPublicUrl } from "../helpers/app.js";
 import { expectGolden } from "../helpers/golden.js";
 import { testTempDir } from "../helpers/temp-dir.js";
-import { expectValidUserData } from "./cloud-init-tools.js";
 
 const mac = "52:54:00:12:34:56";
 type WriteFile = { path: string; content: string; permissions: string };
@@ -75,7 +74,6 @@ describe("GET /cloud-init/:mac/*", () => {
     expect(res.status).toBe(200);
     const text = await res.text();
     expectGolden("cloud-init/ubuntu-autoinstall.user-data", redactUserData(text));
-    expectValidUserData(text);
     const doc = parse(text, { version: "1.1" }) as { autoinstall: Record<string, any> };
     expect(Object.keys(doc)).toEqual(["autoinstall"]);
     const ai = doc.autoinstall;
@@ -107,7 +105,6 @@ describe("GET /cloud-init/:mac/*", () => {
     expect(res.status).toBe(200);
     const text = await res.text();
     expectGolden("cloud-init/cloud-image.user-data", redactUserData(text));
-    expectValidUserData(text);
     const doc = parse(text, { version: "1.1" }) as Record<string, any>;
     expect(doc.autoinstall).toBeUndefined();
     expect(doc.hostname).toBe("node-525400123456");
@@ -128,7 +125,6 @@ describe("GET /cloud-init/:mac/*", () => {
     const cluster = db.select().from(clusters).get()!;
     db.update(clusters).set({ userDataTemplate: "cloud-init/site.user-data.mustache", installer: { ...cluster.installer, kind: "cloud-image" } }).run();
     const text = await (await app.request(`/cloud-init/${mac}/user-data`)).text();
-    expectValidUserData(text);
     const doc = parse(text, { version: "1.1" }) as { timezone: string; write_files: WriteFile[] };
     expect(doc.timezone).toBe("Europe/Berlin");
     expect(doc.write_files[0]!.content).toMatch(/^eyJ/);
@@ -140,6 +136,5 @@ describe("GET /cloud-init/:mac/*", () => {
     const b = await (await app.request(`/cloud-init/${mac}/user-data`)).text();
     expect(a).not.toBe(b);
     expect(redactUserData(a)).toBe(redactUserData(b));
-    expectValidUserData(a, b);
   });
 });
