@@ -4,6 +4,8 @@
  */
 import { sql } from "drizzle-orm";
 import { index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+// Type-only: the machine's vocabulary is owned by the pure lifecycle module; nothing of server/ loads here.
+import type { MachineRole, MachineState, RolePreference } from "../server/lifecycle/machine.js";
 
 /** The installer profile a cluster boots its not-yet-installed machines with. */
 export type InstallerProfile = {
@@ -51,20 +53,6 @@ export const clusters = sqliteTable("clusters", {
   updatedAt: integer("updated_at").notNull(),
 });
 
-export const machineStates = [
-  "discovered",
-  "pending",
-  "approved",
-  "provisioning",
-  "joined",
-  "rejected",
-  "failed",
-  "retired",
-] as const;
-export type MachineState = (typeof machineStates)[number];
-export const machineRoles = ["init", "server", "agent"] as const;
-export type MachineRole = (typeof machineRoles)[number];
-
 export const machines = sqliteTable(
   "machines",
   {
@@ -92,7 +80,7 @@ export const machines = sqliteTable(
     readyAt: integer("ready_at"),
     caHash: text("ca_hash"),
     /** What the admin asked for at approval (`auto`, `server`, `agent`); `agent` is honoured, `server` only if a seat is free. */
-    rolePreference: text("role_preference").$type<"auto" | "server" | "agent">().notNull().default("auto"),
+    rolePreference: text("role_preference").$type<RolePreference>().notNull().default("auto"),
     /** When its quorum seat was taken back (lease expired, or failure before k3s started); it may not fetch that config again. */
     seatRevokedAt: integer("seat_revoked_at"),
     /** Set when a machine reports k3s running on a seat that was taken back from it. */
@@ -166,3 +154,6 @@ export const settings = sqliteTable("settings", {
   key: text("key").primaryKey(),
   value: text("value").notNull(),
 });
+
+export type ClusterRow = typeof clusters.$inferSelect;
+export type MachineRow = typeof machines.$inferSelect;

@@ -9,7 +9,8 @@ import pino, { type Logger } from "pino";
 import type { Db } from "../db/client.js";
 import type { Config } from "./config.js";
 import type { AppEnv, Clock, Deps } from "./context.js";
-import { ApiError, handleError } from "./errors.js";
+import { ApiError } from "./errors.js";
+import { handleError } from "./http/error-handler.js";
 import { bootRoutes } from "./http/boot.js";
 import { healthRoutes } from "./http/health.js";
 import { wellKnownRoutes } from "./http/well-known.js";
@@ -24,6 +25,7 @@ import { cloudInitRoutes } from "./http/cloud-init.js";
 import { installProgressRoutes } from "./http/install-progress.js";
 import { artifactsRoutes } from "./http/artifacts.js";
 import { Keyring } from "./enrollment/keyring.js";
+import { Artifacts } from "./files/artifacts.js";
 import { hashAdminToken } from "./store/admin-token.js";
 
 /** Everything createApp needs; renderers are derived from the config unless given. */
@@ -50,6 +52,7 @@ export function makeDeps(input: AppInput): Deps {
     templates,
     ipxe: new IpxeRenderer(templates, input.config.publicUrl),
     cloudInit: new CloudInitRenderer(templates),
+    artifacts: new Artifacts(input.config.artifactsDir, input.config.publicUrl),
     keyring: input.keyring ?? Keyring.generate(clock()),
     adminTokenHash: input.adminTokenHash ?? (input.config.adminToken ? hashAdminToken(input.config.adminToken) : undefined),
   };

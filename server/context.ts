@@ -2,7 +2,8 @@
 import type { Logger } from "pino";
 import type { Db } from "../db/client.js";
 import type { Config } from "./config.js";
-import type { machines } from "../db/schema.js";
+import type { MachineRow } from "../db/schema.js";
+import type { Artifacts } from "./files/artifacts.js";
 import type { IpxeRenderer } from "./render/ipxe.js";
 import type { CloudInitRenderer } from "./render/cloud-init.js";
 import type { TemplateSet } from "./render/templates.js";
@@ -19,13 +20,17 @@ export type Deps = {
   templates: TemplateSet;
   ipxe: IpxeRenderer;
   cloudInit: CloudInitRenderer;
+  /** The artifacts folder: installer and k3s URLs, and which files are there. */
+  artifacts: Artifacts;
   /** Signs bootstrap tokens and node credentials; verifies with current and retired keys. */
   keyring: Keyring;
   /** SHA-256 of the admin bearer token; undefined refuses every admin request. */
   adminTokenHash: Buffer | undefined;
+  /** Whether main's listeners (TFTP) are bound, for /readyz; absent (an app built by a test) = ready. */
+  readiness?: () => { ready: true } | { ready: false; reason: string };
 };
 
-export type MachineRow = typeof machines.$inferSelect;
+export type { MachineRow } from "../db/schema.js";
 
 export type AppEnv = {
   Variables: {

@@ -1,8 +1,9 @@
-/** One error shape for every HTTP answer: `{ error, message, requestId }` with a stable code. */
-import type { Context } from "hono";
-import { HTTPException } from "hono/http-exception";
-import type { ContentfulStatusCode } from "hono/utils/http-status";
-import type { AppEnv } from "./context.js";
+/**
+ * The closed set of error codes clients may rely on, and the two ways code says "no": handlers
+ * throw `ApiError`; store transactions return a `Refusal` (so writes made before it, such as an
+ * audit record or a split-brain flag, still commit) and `transact` throws it after the commit.
+ * Framework-free: the HTTP error handler lives in `server/http/error-handler.ts`.
+ */
 
 const statusByCode = {
   bad_request: 400,
@@ -31,10 +32,13 @@ const statusByCode = {
   cluster_mismatch: 403,
   invalid_state: 409,
   internal: 500,
-} as const satisfies Record<string, ContentfulStatusCode>;
+} as const satisfies Record<string, number>;
 
 /** The closed set of error codes clients may rely on. */
 export type ErrorCode = keyof typeof statusByCode;
+
+/** The HTTP status an error code is answered with. */
+export type ErrorStatus = (typeof statusByCode)[ErrorCode];
 
 /** An error a handler throws on purpose; becomes its status and JSON body. */
 export class ApiError extends Error {
@@ -45,25 +49,26 @@ export class ApiError extends Error {
   ) {
     super(message);
   }
-  get status(): ContentfulStatusCode {
+  get status(): ErrorStatus {
     return statusByCode[this.code];
   }
 }
 
-/** `app.onError`: known errors keep their code; anything else is logged and answered 500 without detail. */
-export function handleError(err: Error, c: Context<AppEnv>) {
-  const requestId = c.get("requestId") ?? "-";
-  if (err instanceof ApiError) {
-    return c.json(
-      { error: err.code, message: err.message, requestId, ...(err.details ? { details: err.details } : {}) },
-      err.status,
-    );
+/** A "no" decided inside a store transaction: returned, never thrown, so the transaction still commits. */
+export class Refusal {
+  constructor(
+    readonly code: ErrorCode,
+    readonly message: string,
+    /** Answered to the client beside the message, e.g. what a split-brain flag recorded. */
+    readonly details?: Record<string, unknown>,
+  ) {}
+
+  toError(): ApiError {
+    return new ApiError(this.code, this.message, this.details);
   }
-  if (err instanceof HTTPException) {
-    // hono's own body-limit and similar middlewares throw these with a status of their own.
-    const code: ErrorCode = err.status === 413 ? "body_too_large" : err.status === 401 ? "unauthorized" : "bad_request";
-    return c.json({ error: code, message: err.message || code, requestId }, err.status as ContentfulStatusCode);
-  }
-  c.var.deps?.logger.error({ err, requestId }, "unhandled error");
-  return c.json({ error: "internal" satisfies ErrorCode, message: "internal error; see the server log", requestId }, 500);
+}
+
+/** Shorthand for `new Refusal(code, message, details)`. */
+export function refuse(code: ErrorCode, message: string, details?: Record<string, unknown>): Refusal {
+  return new Refusal(code, message, details);
 }

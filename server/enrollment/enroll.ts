@@ -4,7 +4,7 @@
  * Pure: zod only; the store applies the decision inside one transaction.
  */
 import { z } from "zod";
-import type { MachineState } from "../../db/schema.js";
+import { next, type MachineState } from "../lifecycle/machine.js";
 import { ipxeWord, macText, smbiosText, uuidText } from "../identity.js";
 import type { BootstrapClaims } from "./tokens.js";
 
@@ -138,20 +138,17 @@ export function decideEnrollment(o: {
       };
     }
   }
-  const current = machine?.state;
-  if (current === undefined || current === "discovered") {
-    const nextState: MachineState = o.preApproved ? "approved" : "pending";
-    return { kind: "enroll", clusterId, nextState, stateChanged: true, revokeCredentials: false };
+  // Roles play no part in enrollment's moves, so the lifecycle sees the state alone.
+  const state = machine?.state ?? "discovered";
+  if (state === "discovered") {
+    const first = next(o.preApproved ? "enroll_pre_approved" : "enroll", { state, role: null });
+    if ("to" in first) return { kind: "enroll", clusterId, nextState: first.to, stateChanged: true, revokeCredentials: false };
   }
   // A bootstrap token comes from an unauthenticated seed and MACs, UUIDs and serials are no
   // secrets, so it may only ever enroll as pending: a machine that was approved (or further)
   // and enrolls again goes back to pending with its quorum seat kept, its earlier node
   // credentials stop working, and an admin approves it again. Rejected and retired stay so.
-  if (reenrollResets.has(current)) {
-    return { kind: "enroll", clusterId, nextState: "pending", stateChanged: true, revokeCredentials: true };
-  }
-  return { kind: "enroll", clusterId, nextState: current, stateChanged: false, revokeCredentials: false };
+  const again = next("reenroll", { state, role: null });
+  if ("to" in again) return { kind: "enroll", clusterId, nextState: again.to, stateChanged: true, revokeCredentials: true };
+  return { kind: "enroll", clusterId, nextState: state, stateChanged: false, revokeCredentials: false };
 }
-
-/** States a re-enroll takes back to pending (see decideEnrollment). */
-const reenrollResets: ReadonlySet<MachineState> = new Set(["approved", "provisioning", "joined", "failed"]);

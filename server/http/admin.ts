@@ -4,16 +4,15 @@
  */
 import { Hono } from "hono";
 import { z } from "zod";
-import { machineStates } from "../../db/schema.js";
 import type { AppEnv, MachineRow } from "../context.js";
 import { ApiError } from "../errors.js";
-import { nodeLabels } from "../quorum/cluster-spec.js";
-import { dnsLabelPattern } from "../quorum/node-name.js";
+import { machineStates, rolePreferences } from "../lifecycle/machine.js";
+import { nodeLabels } from "../clusters/spec.js";
+import { dnsLabelPattern } from "../lifecycle/node-name.js";
 import { listAudit } from "../store/audit.js";
 import { rotateSigningKey } from "../store/keys.js";
-import { getMachine } from "../store/machines.js";
-import { approveMachine, listMachines, listNodeEvents, rejectMachine } from "../store/nodes.js";
-import { retireMachine } from "../store/quorum.js";
+import { approveMachine, rejectMachine, retireMachine } from "../store/decisions.js";
+import { getMachine, listMachines, listNodeEvents } from "../store/machines.js";
 import { adminActor, adminAuth } from "./middleware/admin-auth.js";
 import { idParam, limitJsonBody, validate } from "./middleware/validate.js";
 
@@ -59,7 +58,7 @@ const listQuery = z
 const approveBody = z
   .object({
     cluster_id: z.number().int().positive().optional(),
-    role: z.enum(["auto", "server", "agent"]).default("auto"),
+    role: z.enum(rolePreferences).default("auto"),
     hostname: z
       .string()
       .regex(dnsLabelPattern, "hostname must be an RFC 1123 label: 1-63 lower-case letters, digits or '-', starting and ending with a letter or digit")
@@ -124,7 +123,7 @@ export const adminRoutes = new Hono<AppEnv>()
     return c.json(nodeView(machine));
   })
   .post("/api/v1/nodes/:id/retire", limitJsonBody, adminAuth, validate("param", idParam), validate("json", rejectBody), (c) => {
-    // The quorum frees the machine's seat for the next machine (server/store/quorum.ts).
+    // Its seat goes back to the quorum for the next machine.
     const machine = retireMachine(c.var.deps.db, c.req.valid("param").id, {
       now: c.var.deps.clock(),
       actor: adminActor,

@@ -1,9 +1,8 @@
 /** `GET /boot.ipxe`: the state-driven iPXE script. Selection lives in `selectMachine`. */
 import { Hono } from "hono";
 import type { AppEnv } from "../context.js";
-import { resolveInstallerUrls } from "../files/installer-urls.js";
+import { bootAnswer } from "../lifecycle/machine.js";
 import { getCluster } from "../store/clusters.js";
-import { installableStates } from "../store/machines.js";
 import { BootQueryError, selectMachine } from "./middleware/select-machine.js";
 
 const script = { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" };
@@ -15,17 +14,24 @@ export const bootRoutes = new Hono<AppEnv>()
     return next();
   })
   .get("/boot.ipxe", selectMachine, (c) => {
-    const { ipxe, db } = c.var.deps;
+    const { ipxe, db, artifacts } = c.var.deps;
     const m = c.var.machine;
-    if (m.state === "joined") return c.body(ipxe.localDisk(m.mac), 200, script);
-    if (m.state === "rejected") return c.body(ipxe.message(`machine ${m.mac} was rejected`, ["An admin rejected it. Approve it in edgejoin to install it."]), 200, script);
-    if (m.state === "retired") return c.body(ipxe.message(`machine ${m.mac} is retired`, ["It left its cluster. An admin must approve it again to reinstall it."]), 200, script);
+    switch (bootAnswer(m.state)) {
+      case "local_disk":
+        return c.body(ipxe.localDisk(m.mac), 200, script);
+      case "rejected":
+        return c.body(ipxe.message(`machine ${m.mac} was rejected`, ["An admin rejected it. Approve it in edgejoin to install it."]), 200, script);
+      case "retired":
+        return c.body(ipxe.message(`machine ${m.mac} is retired`, ["It left its cluster. An admin must approve it again to reinstall it."]), 200, script);
+      case "install":
+        break;
+    }
     const cluster = m.clusterId === null ? undefined : getCluster(db, m.clusterId);
-    if (!installableStates.has(m.state) || !cluster) {
+    if (!cluster) {
       return c.body(ipxe.message(`no cluster for machine ${m.mac}`, ["Create a default cluster in edgejoin, then reboot this machine."]), 200, script);
     }
     try {
-      return c.body(ipxe.install({ mac: m.mac, cluster: cluster.name, installer: resolveInstallerUrls(cluster.installer, c.var.deps.config) }), 200, script);
+      return c.body(ipxe.install({ mac: m.mac, cluster: cluster.name, installer: artifacts.resolveInstaller(cluster.installer) }), 200, script);
     } catch (err) {
       // A stored profile that fails the iPXE alphabet is never rendered; the console says why.
       c.var.deps.logger.error({ err, cluster: cluster.name }, "installer profile cannot be rendered as iPXE");

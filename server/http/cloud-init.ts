@@ -8,8 +8,9 @@ import type { AppEnv } from "../context.js";
 import { issueBootstrapToken } from "../enrollment/tokens.js";
 import { ApiError } from "../errors.js";
 import { logUploadCommand, userDataTemplatePath } from "../render/cloud-init.js";
+import { seedCarriesAgent } from "../lifecycle/machine.js";
 import { getCluster } from "../store/clusters.js";
-import { assignHostname } from "../store/hostnames.js";
+import { assignHostname } from "../store/machines.js";
 import { issueProgressToken } from "../store/install-progress.js";
 import { selectSeedMachine } from "./middleware/select-seed-machine.js";
 
@@ -28,7 +29,7 @@ async function userData(c: Context<AppEnv>): Promise<string> {
   const { db, clock, config, keyring, cloudInit } = c.var.deps;
   const m = c.var.machine;
   // PXE cannot authenticate anyone: a machine an admin turned away gets nothing to enroll with.
-  if (m.state === "rejected" || m.state === "retired") return cloudInit.inert();
+  if (!seedCarriesAgent(m.state)) return cloudInit.inert();
   const cluster = m.clusterId === null ? undefined : getCluster(db, m.clusterId);
   if (!cluster) throw new ApiError("invalid_state", `machine ${m.mac} belongs to no cluster: create a default cluster, then reboot it`);
   const now = clock();

@@ -8,9 +8,9 @@ import { Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../context.js";
 import { ApiError } from "../errors.js";
-import { clusterCreate, clusterPatch, type ClusterPatch } from "../quorum/cluster-spec.js";
+import { clusterCreate, clusterPatch, type ClusterPatch } from "../clusters/spec.js";
 import { createCluster, defaultInstaller, getCluster, listClusters, updateCluster, type ClusterFields, type ClusterRow } from "../store/clusters.js";
-import { countServerSeats, getQuorum } from "../store/quorum.js";
+import { getQuorum } from "../store/quorum.js";
 import { adminActor, adminAuth } from "./middleware/admin-auth.js";
 import { idParam, limitJsonBody, validate } from "./middleware/validate.js";
 
@@ -84,7 +84,6 @@ export const clusterRoutes = new Hono<AppEnv>()
       },
       { now: clock(), actor: adminActor, sourceIp: c.var.sourceIp || null },
     );
-    if (!row) throw new ApiError("conflict", `a cluster named ${body.name} already exists`);
     return c.json(present(row), 201);
   })
   .get("/api/v1/clusters/:id", adminAuth, validate("param", idParam), (c) => {
@@ -98,25 +97,11 @@ export const clusterRoutes = new Hono<AppEnv>()
     const { id } = c.req.valid("param");
     const change = toFields(c.req.valid("json"));
     requireTemplate(config.templatesDir, change.userDataTemplate);
-    const result = updateCluster(db, id, change, { now: clock(), actor: adminActor, sourceIp: c.var.sourceIp || null }, (tx) => {
-      if (change.servers === undefined) return undefined;
-      const held = countServerSeats(tx, id);
-      return change.servers < held ? { serversBelowSeats: held } : undefined;
-    });
-    if (result === "not_found") throw new ApiError("not_found", `no cluster ${id}`);
-    if (result === "name_taken") throw new ApiError("conflict", `a cluster named ${change.name} already exists`);
-    if (result === "last_default") {
-      throw new ApiError("validation_failed", "is_default: exactly one cluster is the default; make another cluster the default instead");
-    }
-    if ("serversBelowSeats" in result) {
-      throw new ApiError(
-        "validation_failed",
-        `servers: ${result.serversBelowSeats} machines hold server seats in this cluster; retire servers before lowering the desired count below that`,
-      );
-    }
-    return c.json(present(result));
+    const row = updateCluster(db, id, change, { now: clock(), actor: adminActor, sourceIp: c.var.sourceIp || null });
+    return c.json(present(row));
   })
   .get("/api/v1/clusters/:id/quorum", adminAuth, validate("param", idParam), (c) => {
     const { id } = c.req.valid("param");
-    return c.json(getQuorum(c.var.deps, id));
+    const { db, clock, config } = c.var.deps;
+    return c.json(getQuorum(db, id, { now: clock(), leaseMs: config.roleLeaseMs }));
   });

@@ -4,7 +4,7 @@ import type { AppEnv } from "../context.js";
 import { enrollRequest } from "../enrollment/enroll.js";
 import { issueNodeCredential, verifyBootstrapToken } from "../enrollment/tokens.js";
 import { ApiError } from "../errors.js";
-import { enrollMachine, recordEnrollRefusal } from "../store/nodes.js";
+import { enrollMachine, recordEnrollRefusal } from "../store/enrollment.js";
 import { limitJsonBody, validate } from "./middleware/validate.js";
 
 export const enrollRoutes = new Hono<AppEnv>().post("/api/v1/enroll", limitJsonBody, validate("json", enrollRequest), async (c) => {
@@ -21,12 +21,14 @@ export const enrollRoutes = new Hono<AppEnv>().post("/api/v1/enroll", limitJsonB
     }
     throw err;
   }
-  const outcome = enrollMachine(db, { claims, request, sourceIp, now: clock() });
-  if (!outcome.ok) {
-    logger.warn({ mac: request.mac, sourceIp, error: outcome.error.code }, "enroll refused");
-    throw outcome.error;
+  let enrolled;
+  try {
+    enrolled = enrollMachine(db, { claims, request, sourceIp, now: clock() });
+  } catch (err) {
+    if (err instanceof ApiError) logger.warn({ mac: request.mac, sourceIp, error: err.code }, "enroll refused");
+    throw err;
   }
-  const { machine, created } = outcome;
+  const { machine, created } = enrolled;
   const credential = await issueNodeCredential(keyring, {
     issuer: config.publicUrl,
     machineId: machine.id,

@@ -4,26 +4,42 @@
  */
 import { Hono, type Context } from "hono";
 import { z } from "zod";
-import type { AppEnv, MachineRow } from "../context.js";
+import type { AppEnv, Deps, MachineRow } from "../context.js";
 import { ApiError } from "../errors.js";
+import { eventGate } from "../lifecycle/machine.js";
+import { renderNodeConfig, type NodeConfigBody } from "../quorum/node-config.js";
+import type { WaitReason } from "../quorum/seats.js";
 import { getMachine } from "../store/machines.js";
-import { recordAgentEvent } from "../store/nodes.js";
-import { recordNodeEvent, resolveNodeConfig } from "../store/quorum.js";
+import { claimSeat, recordNodeEvent } from "../store/quorum.js";
 import { nodeAuth } from "./middleware/node-auth.js";
 import { limitJsonBody, validate } from "./middleware/validate.js";
 
-/** Seconds an agent waits before asking again while a human decides. */
-const pendingRetryAfter = 30;
+/** What a config request gets: wait (202) or the config (200). */
+export type NodeConfigDecision =
+  | { kind: "wait"; reason: WaitReason | "pending_approval"; retryAfter: number }
+  | { kind: "config"; body: NodeConfigBody };
+
+/** A config request of a machine with a valid credential: the quorum gives or keeps its seat, then its config is rendered. */
+export function answerConfigRequest(deps: Deps, machine: Pick<MachineRow, "id">): NodeConfigDecision {
+  const answer = claimSeat(deps.db, machine.id, { now: deps.clock(), leaseMs: deps.config.roleLeaseMs });
+  if (answer.kind === "wait") return answer;
+  return { kind: "config", body: renderNodeConfig({ ...answer, artifacts: deps.artifacts }) };
+}
+
+/** A progress report from a machine's agent, applied to its seat; the stored event comes back. */
+export function answerNodeEvent(deps: Deps, machine: Pick<MachineRow, "id">, event: { type: string; detail?: string | undefined; caHash?: string | null | undefined }) {
+  try {
+    return recordNodeEvent(deps.db, machine.id, event, { now: deps.clock(), leaseMs: deps.config.roleLeaseMs });
+  } catch (err) {
+    const flagged = err instanceof ApiError && (err.details as { split_brain_risk?: { why: string } } | undefined)?.split_brain_risk;
+    if (flagged) deps.logger.error({ machineId: machine.id, ...flagged }, `SPLIT BRAIN RISK: ${flagged.why}`);
+    throw err;
+  }
+}
 
 function wait(c: Context<AppEnv>, state: MachineRow["state"], reason: string, retryAfter: number) {
   c.header("retry-after", String(retryAfter));
   return c.json({ state, reason, retry_after: retryAfter }, 202);
-}
-
-/** Refuse a machine an admin turned away; the agent stops on these codes. */
-function refuseStopped(machine: MachineRow): void {
-  if (machine.state === "rejected") throw new ApiError("machine_rejected", "an admin rejected this machine; the agent should stop");
-  if (machine.state === "retired") throw new ApiError("machine_retired", "this machine was retired from its cluster; the agent should stop");
 }
 
 const nodeEvent = z
@@ -41,9 +57,7 @@ const nodeEvent = z
 export const nodeRoutes = new Hono<AppEnv>()
   .get("/api/v1/node/config", nodeAuth, (c) => {
     const machine = c.var.machine;
-    refuseStopped(machine);
-    if (machine.state === "discovered" || machine.state === "pending") return wait(c, machine.state, "pending_approval", pendingRetryAfter);
-    const decision = resolveNodeConfig(c.var.deps, machine);
+    const decision = answerConfigRequest(c.var.deps, machine);
     // Debug only: agents poll; this ties each poll to its machine whatever address it comes from.
     c.var.deps.logger.debug({ machineId: machine.id, answer: decision.kind === "wait" ? decision.reason : "config" }, "node config");
     if (decision.kind === "wait") {
@@ -57,12 +71,10 @@ export const nodeRoutes = new Hono<AppEnv>()
   })
   .post("/api/v1/node/events", limitJsonBody, nodeAuth, validate("json", nodeEvent), (c) => {
     const machine = c.var.machine;
-    refuseStopped(machine);
+    const stop = eventGate(machine.state);
+    if (stop) throw new ApiError(stop.code, stop.message);
     const body = c.req.valid("json");
-    const { db, clock, logger } = c.var.deps;
-    const event = recordAgentEvent(db, machine.id, { type: body.type, detail: body.detail, caHash: body.ca_hash }, clock());
-    logger.info({ machineId: machine.id, type: event.type }, "node event");
-    // The quorum applies k3s-started/ready/failed to the seat; a report from a revoked seat is flagged and refused (403).
-    recordNodeEvent(c.var.deps, machine, { type: body.type, detail: body.detail, caHash: body.ca_hash });
+    const event = answerNodeEvent(c.var.deps, machine, { type: body.type, detail: body.detail, caHash: body.ca_hash });
+    c.var.deps.logger.info({ machineId: machine.id, type: event.type }, "node event");
     return c.json({ id: event.id, type: event.type }, 202);
   });

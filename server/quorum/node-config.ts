@@ -1,10 +1,13 @@
 /**
  * The `200` body of `GET /api/v1/node/config`: role, k3s version, where to get k3s, config.yaml.
  * k3s comes from edgejoin's `/artifacts/` when the admin put it there (air-gapped sites),
- * otherwise from the public install script.
+ * otherwise from the public install script. Pure: which files exist and their URLs come from
+ * the caller.
  */
-import type { SeatRole } from "./seats.js";
-import { k3sCommandFor, type K3sConfigForm } from "./k3s-config.js";
+import type { ClusterRow, MachineRow } from "../../db/schema.js";
+import type { MachineRole } from "../lifecycle/machine.js";
+import { expandHostnamePattern } from "../lifecycle/node-name.js";
+import { k3sCommandFor, renderK3sConfig, type K3sConfigForm } from "./k3s-config.js";
 
 /** The public install script, used when the artifacts folder has none. */
 export const publicInstallScriptUrl = "https://get.k3s.io";
@@ -24,7 +27,7 @@ export function k3sBinaryName(arch: string | null): string {
   return "k3s";
 }
 
-/** The body's `install` member, as contracts.md fixes it. */
+/** The body's `install` member. */
 export type InstallSpec = {
   script_url: string;
   binary_url: string | null;
@@ -33,42 +36,67 @@ export type InstallSpec = {
 
 /** The `200` body. */
 export type NodeConfigBody = {
-  role: SeatRole;
+  role: MachineRole;
   k3s_version: string;
   install: InstallSpec;
   config_yaml: string;
 };
 
-function artifactUrl(publicUrl: string, relative: string): string {
-  return `${publicUrl}/artifacts/${relative.split("/").map(encodeURIComponent).join("/")}`;
+/** What the body needs to know about the artifacts folder. */
+export type ArtifactLookup = { has(relative: string): boolean; url(relative: string): string };
+
+/** Where a joiner connects when the cluster has no registration address: a ready server other than itself, the init server first. */
+export function joinHostFor(cluster: Pick<ClusterRow, "registrationAddress">, servers: MachineRow[], selfId: number): string | null {
+  if (cluster.registrationAddress) return cluster.registrationAddress;
+  const others = servers.filter((s) => s.id !== selfId && s.lastIp);
+  const ready = others.filter((s) => s.state === "joined");
+  const pick = ready.find((s) => s.role === "init") ?? ready[0] ?? others.find((s) => s.role === "init") ?? others.find((s) => s.k3sStartedAt !== null);
+  return pick?.lastIp ?? null;
 }
 
-/** Build the body; `present` says which artifact paths exist in the artifacts folder. */
-export function nodeConfigBody(opts: {
-  role: SeatRole;
-  form: K3sConfigForm;
-  k3sVersion: string;
-  arch: string | null;
-  publicUrl: string;
-  present: (relativePath: string) => boolean;
-  configYaml: string;
-}): NodeConfigBody {
+/**
+ * The config a seat renders with. A returning (re-imaged) init server joins through the others
+ * as soon as any other server has run k3s, even if none is ready right now: `cluster-init` again
+ * would start a second cluster beside theirs.
+ */
+export function formFor(role: MachineRole, selfId: number, servers: MachineRow[]): K3sConfigForm {
+  if (role === "agent") return "agent";
+  if (role === "server") return "server";
+  return servers.some((s) => s.id !== selfId && s.k3sStartedAt !== null) ? "server" : "init";
+}
+
+/** The whole `200` body for a seat holder, from the rows read in the transaction that gave the seat. */
+export function renderNodeConfig(o: { cluster: ClusterRow; machine: MachineRow & { role: MachineRole }; servers: MachineRow[]; artifacts: ArtifactLookup }): NodeConfigBody {
+  const { cluster, machine, servers, artifacts } = o;
+  const form = formFor(machine.role, machine.id, servers);
+  const configYaml = renderK3sConfig({
+    form,
+    nodeName: machine.hostname ?? expandHostnamePattern(cluster.hostnamePattern, machine, cluster.name),
+    nodeIp: machine.lastIp,
+    registrationAddress: cluster.registrationAddress,
+    joinHost: form === "init" ? null : joinHostFor(cluster, servers, machine.id),
+    serverToken: cluster.serverToken,
+    agentToken: cluster.agentToken,
+    caHash: cluster.caHash,
+    labels: { ...cluster.labels, ...machine.labels },
+    taints: form === "agent" ? [] : cluster.taints,
+  });
   const script = k3sArtifacts.installScript;
-  const binary = k3sArtifacts.binary(opts.k3sVersion, opts.arch);
-  const binaryUrl = opts.present(binary) ? artifactUrl(opts.publicUrl, binary) : null;
+  const binary = k3sArtifacts.binary(cluster.k3sVersion, machine.arch);
+  const binaryUrl = artifacts.has(binary) ? artifacts.url(binary) : null;
   return {
-    role: opts.role,
-    k3s_version: opts.k3sVersion,
+    role: machine.role,
+    k3s_version: cluster.k3sVersion,
     install: {
-      script_url: opts.present(script) ? artifactUrl(opts.publicUrl, script) : publicInstallScriptUrl,
+      script_url: artifacts.has(script) ? artifacts.url(script) : publicInstallScriptUrl,
       binary_url: binaryUrl,
       env: {
-        INSTALL_K3S_VERSION: opts.k3sVersion,
-        INSTALL_K3S_EXEC: k3sCommandFor(opts.form),
+        INSTALL_K3S_VERSION: cluster.k3sVersion,
+        INSTALL_K3S_EXEC: k3sCommandFor(form),
         // The script then installs the binary the agent placed instead of fetching one from GitHub.
         ...(binaryUrl ? { INSTALL_K3S_SKIP_DOWNLOAD: "true" as const } : {}),
       },
     },
-    config_yaml: opts.configYaml,
+    config_yaml: configYaml,
   };
 }

@@ -4,11 +4,10 @@
  * over plain records; the store runs them inside one `BEGIN IMMEDIATE` transaction.
  */
 
-/** A quorum seat. `init` is the one server that ran `cluster-init`; `server` joined it. */
-export type SeatRole = "init" | "server" | "agent";
+import type { MachineRole, RolePreference } from "../lifecycle/machine.js";
 
-/** What the admin asked for at approval; `agent` is honoured, `server` only if a seat is free. */
-export type RolePreference = "auto" | "server" | "agent";
+/** A quorum seat: the role a machine holds in its cluster. */
+export type SeatRole = MachineRole;
 
 /** Why a machine must ask again later; the agent shows it and retries. */
 export type WaitReason = "waiting_for_init" | "waiting_for_previous_server" | "waiting_for_server" | "waiting_for_role";

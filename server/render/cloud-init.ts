@@ -12,7 +12,7 @@ import Mustache from "mustache";
 import { Document, Scalar, isMap, parseDocument, visit, type DocumentOptions, type SchemaOptions } from "yaml";
 import { stringTag, stringifyString } from "yaml/util";
 import { z } from "zod";
-import { dnsLabelPattern } from "../quorum/node-name.js";
+import { dnsLabelPattern } from "../lifecycle/node-name.js";
 import type { TemplateSet } from "./templates.js";
 
 /** YAML 1.1 reads these bare words as booleans or null (PyYAML does): they are always quoted. */

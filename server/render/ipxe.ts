@@ -33,11 +33,6 @@ const installView = z.object({
 const localDiskView = z.object({ machineLabel: ipxeToken });
 const messageView = z.object({ title: ipxeMessage, lines: z.array(z.object({ text: ipxeMessage })) });
 
-/** Makes a relative installer URL absolute under edgejoin's `/artifacts/`. */
-export function artifactUrl(publicUrl: string, url: string): string {
-  return /^[a-z][a-z0-9+.-]*:\/\//i.test(url) ? url : `${publicUrl}/artifacts/${url.replace(/^\/+/, "")}`;
-}
-
 /** Renders every boot script edgejoin answers. */
 export class IpxeRenderer {
   constructor(
@@ -51,19 +46,18 @@ export class IpxeRenderer {
     return this.templates.render("ipxe/chain.ipxe", chainView, { bootUrl: `${this.publicUrl}/boot.ipxe` });
   }
 
-  /** Boot the cluster's installer with the NoCloud seed of this machine appended. */
+  /** Boot the cluster's installer (URLs already absolute: `Artifacts.resolveInstaller`) with this machine's NoCloud seed appended. */
   install(opts: { mac: string; cluster: string; installer: InstallerProfile }): string {
     const { installer } = opts;
     const seed = `ds=nocloud-net;s=${this.publicUrl}/cloud-init/${opts.mac}/`;
-    const initrds = installer.initrd_urls.map((u) => {
-      const url = artifactUrl(this.publicUrl, u);
+    const initrds = installer.initrd_urls.map((url) => {
       // UEFI iPXE hands the kernel only initrds named on its command line (`initrd=NAME`).
       return { url, name: url.replace(/[?#].*$/, "").split("/").pop() || "initrd" };
     });
     const kernelArgs = [
       ...initrds.map((i) => `initrd=${i.name}`),
       ...(installer.kind === "ubuntu-autoinstall" && installer.iso_url
-        ? [`url=${artifactUrl(this.publicUrl, installer.iso_url)}`, "autoinstall"]
+        ? [`url=${installer.iso_url}`, "autoinstall"]
         : []),
       ...splitKernelArgs(installer.kernel_args),
       seed,
@@ -71,7 +65,7 @@ export class IpxeRenderer {
     return this.templates.render("ipxe/install.ipxe", installView, {
       machineLabel: opts.mac,
       cluster: opts.cluster,
-      kernelUrl: artifactUrl(this.publicUrl, installer.kernel_url),
+      kernelUrl: installer.kernel_url,
       initrds,
       kernelArgs,
     });

@@ -1,11 +1,13 @@
 /** Clusters: the default one made at first start, and which cluster a machine belongs to. */
 import { randomBytes } from "node:crypto";
-import { eq } from "drizzle-orm";
+import { and, count, eq, inArray } from "drizzle-orm";
 import type { Db, Queryable } from "../../db/client.js";
-import { clusters, type InstallerProfile } from "../../db/schema.js";
+import { clusters, machines, type ClusterRow, type InstallerProfile } from "../../db/schema.js";
+import { refuse } from "../errors.js";
 import { recordAudit } from "./audit.js";
+import { transact } from "./transaction.js";
 
-export type ClusterRow = typeof clusters.$inferSelect;
+export type { ClusterRow } from "../../db/schema.js";
 
 /** The profile a fresh install boots: Ubuntu Server's live installer, files under /artifacts/. */
 export const defaultInstaller: InstallerProfile = {
@@ -23,7 +25,7 @@ export function newClusterSecret(): string {
 
 /** Make the `default` cluster if no cluster exists yet; idempotent across restarts. */
 export function ensureDefaultCluster(db: Db, opts: { k3sVersion: string; now: number }): ClusterRow {
-  return db.transaction((tx) => {
+  return transact(db, (tx) => {
     const existing = tx.select().from(clusters).where(eq(clusters.isDefault, true)).get();
     if (existing) return existing;
     const any = tx.select().from(clusters).limit(1).get();
@@ -113,82 +115,76 @@ function nameTaken(db: Queryable, name: string, exceptId?: number): boolean {
 /**
  * Create a cluster with fresh server and agent tokens (CSPRNG). Exactly one cluster is the
  * default: a new default takes the flag from the old one, and the first cluster is always it.
- * Returns undefined when the name is taken.
  */
-export function createCluster(db: Db, fields: ClusterFields, audit: ClusterAudit): ClusterRow | undefined {
-  return db.transaction(
-    (tx) => {
-      if (nameTaken(tx, fields.name)) return undefined;
-      const hasDefault = tx.select({ id: clusters.id }).from(clusters).where(eq(clusters.isDefault, true)).get() !== undefined;
-      const isDefault = fields.isDefault || !hasDefault;
-      if (isDefault) tx.update(clusters).set({ isDefault: false, updatedAt: audit.now }).where(eq(clusters.isDefault, true)).run();
-      const row = tx
-        .insert(clusters)
-        .values({
-          ...fields,
-          isDefault,
-          serverToken: newClusterSecret(),
-          agentToken: newClusterSecret(),
-          createdAt: audit.now,
-          updatedAt: audit.now,
-        })
-        .returning()
-        .get();
-      recordAudit(tx, {
-        at: audit.now,
-        actor: audit.actor,
-        sourceIp: audit.sourceIp ?? null,
-        action: "cluster.created",
-        clusterId: row.id,
-        detail: { name: row.name, servers: row.servers, is_default: row.isDefault },
-      });
-      return row;
-    },
-    { behavior: "immediate" },
-  );
+export function createCluster(db: Db, fields: ClusterFields, audit: ClusterAudit): ClusterRow {
+  return transact(db, (tx) => {
+    if (nameTaken(tx, fields.name)) return refuse("conflict", `a cluster named ${fields.name} already exists`);
+    const hasDefault = tx.select({ id: clusters.id }).from(clusters).where(eq(clusters.isDefault, true)).get() !== undefined;
+    const isDefault = fields.isDefault || !hasDefault;
+    if (isDefault) tx.update(clusters).set({ isDefault: false, updatedAt: audit.now }).where(eq(clusters.isDefault, true)).run();
+    const row = tx
+      .insert(clusters)
+      .values({ ...fields, isDefault, serverToken: newClusterSecret(), agentToken: newClusterSecret(), createdAt: audit.now, updatedAt: audit.now })
+      .returning()
+      .get();
+    recordAudit(tx, {
+      at: audit.now,
+      actor: audit.actor,
+      sourceIp: audit.sourceIp ?? null,
+      action: "cluster.created",
+      clusterId: row.id,
+      detail: { name: row.name, servers: row.servers, is_default: row.isDefault },
+    });
+    return row;
+  });
 }
 
-/** Why a cluster change was refused, for the HTTP layer to turn into its error. */
-export type ClusterUpdateRefusal = "not_found" | "name_taken" | "last_default" | { serversBelowSeats: number };
+/** Server seats held in a cluster (init included). */
+export function countServerSeats(db: Queryable, clusterId: number): number {
+  const row = db
+    .select({ n: count() })
+    .from(machines)
+    .where(and(eq(machines.clusterId, clusterId), inArray(machines.role, ["init", "server"])))
+    .get();
+  return row?.n ?? 0;
+}
 
 /**
- * Change a cluster. `check` runs inside the transaction on the current row (e.g. the seats it
- * holds) and may refuse. The default flag moves, never disappears.
+ * Change a cluster. The default flag moves, never disappears; `servers` cannot go below the
+ * server seats held (retire first).
  */
-export function updateCluster(
-  db: Db,
-  id: number,
-  change: Partial<ClusterFields>,
-  audit: ClusterAudit,
-  check: (tx: Queryable, current: ClusterRow) => ClusterUpdateRefusal | undefined = () => undefined,
-): ClusterRow | ClusterUpdateRefusal {
-  return db.transaction(
-    (tx): ClusterRow | ClusterUpdateRefusal => {
-      const current = getCluster(tx, id);
-      if (!current) return "not_found";
-      if (change.name !== undefined && nameTaken(tx, change.name, id)) return "name_taken";
-      if (change.isDefault === false && current.isDefault) return "last_default";
-      const refusal = check(tx, current);
-      if (refusal) return refusal;
-      if (change.isDefault === true && !current.isDefault) {
-        tx.update(clusters).set({ isDefault: false, updatedAt: audit.now }).where(eq(clusters.isDefault, true)).run();
-      }
-      const row = tx
-        .update(clusters)
-        .set({ ...change, updatedAt: audit.now })
-        .where(eq(clusters.id, id))
-        .returning()
-        .get();
-      recordAudit(tx, {
-        at: audit.now,
-        actor: audit.actor,
-        sourceIp: audit.sourceIp ?? null,
-        action: "cluster.updated",
-        clusterId: id,
-        detail: { changed: Object.keys(change) },
-      });
-      return row;
-    },
-    { behavior: "immediate" },
-  );
+export function updateCluster(db: Db, id: number, change: Partial<ClusterFields>, audit: ClusterAudit): ClusterRow {
+  return transact(db, (tx) => {
+    const current = getCluster(tx, id);
+    if (!current) return refuse("not_found", `no cluster ${id}`);
+    if (change.name !== undefined && nameTaken(tx, change.name, id)) return refuse("conflict", `a cluster named ${change.name} already exists`);
+    if (change.isDefault === false && current.isDefault) {
+      return refuse("validation_failed", "is_default: exactly one cluster is the default; make another cluster the default instead");
+    }
+    const held = change.servers === undefined ? 0 : countServerSeats(tx, id);
+    if (change.servers !== undefined && change.servers < held) {
+      return refuse(
+        "validation_failed",
+        `servers: ${held} machines hold server seats in this cluster; retire servers before lowering the desired count below that`,
+      );
+    }
+    if (change.isDefault === true && !current.isDefault) {
+      tx.update(clusters).set({ isDefault: false, updatedAt: audit.now }).where(eq(clusters.isDefault, true)).run();
+    }
+    const row = tx
+      .update(clusters)
+      .set({ ...change, updatedAt: audit.now })
+      .where(eq(clusters.id, id))
+      .returning()
+      .get();
+    recordAudit(tx, {
+      at: audit.now,
+      actor: audit.actor,
+      sourceIp: audit.sourceIp ?? null,
+      action: "cluster.updated",
+      clusterId: id,
+      detail: { changed: Object.keys(change) },
+    });
+    return row;
+  });
 }

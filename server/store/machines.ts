@@ -1,10 +1,12 @@
-/** Machines: first sight, later sightings, lookups. */
-import { eq } from "drizzle-orm";
-import type { Queryable, Db } from "../../db/client.js";
-import { machines, type MachineState } from "../../db/schema.js";
-import type { MachineRow } from "../context.js";
+/** Machines: first sight, later sightings, lookups, the inventory, node names, progress events. */
+import { and, desc, eq, isNull, ne } from "drizzle-orm";
+import type { Db, Queryable } from "../../db/client.js";
+import { machines, nodeEvents, type MachineRow } from "../../db/schema.js";
+import { next, type MachineEvent, type MachineState, type LifecycleView } from "../lifecycle/machine.js";
+import { chooseNodeName } from "../lifecycle/node-name.js";
 import { recordAudit } from "./audit.js";
 import { matchCluster } from "./clusters.js";
+import { transact } from "./transaction.js";
 
 /** What a machine says about itself when it boots (already validated and normalized). */
 export type MachineIdentity = {
@@ -26,78 +28,120 @@ export function getMachine(db: Queryable, id: number): MachineRow | undefined {
 }
 
 /**
+ * The state columns a lifecycle move writes, or none when the lifecycle does not allow it from
+ * where the machine is (callers that must refuse ask `next` themselves first).
+ */
+export function moved(event: MachineEvent, m: LifecycleView, now: number): { state?: MachineState; stateChangedAt?: number } {
+  const t = next(event, m);
+  return "to" in t ? { state: t.to, stateChangedAt: now } : {};
+}
+
+/**
  * Record that a machine was seen (boot script or cloud-init fetch). First sight creates it as
  * `discovered` in its matching cluster and writes an audit event; later sights refresh last
  * seen, last IP and any identity fields it now reports.
  */
-export function recordSighting(
-  db: Db,
-  identity: MachineIdentity,
-  sighting: { ip: string | undefined; now: number; via: string },
-): { machine: MachineRow; created: boolean } {
-  return db.transaction(
-    (tx) => {
-      const existing = getMachineByMac(tx, identity.mac);
-      if (existing) {
-        // Empty values (iPXE sends `serial=` when SMBIOS has none) never erase what we knew.
-        const refresh = Object.fromEntries(
-          Object.entries({
-            uuid: identity.uuid,
-            serial: identity.serial,
-            manufacturer: identity.manufacturer,
-            product: identity.product,
-            arch: identity.arch,
-            platform: identity.platform,
-          }).filter(([, v]) => v !== undefined && v !== ""),
-        );
-        const machine = tx
-          .update(machines)
-          .set({ ...refresh, lastIp: sighting.ip ?? existing.lastIp, lastSeenAt: sighting.now })
-          .where(eq(machines.id, existing.id))
-          .returning()
-          .get();
-        return { machine, created: false };
-      }
-      const cluster = matchCluster(tx, sighting.ip);
+export function recordSighting(db: Db, identity: MachineIdentity, sighting: { ip: string | undefined; now: number; via: string }): { machine: MachineRow; created: boolean } {
+  return transact(db, (tx) => {
+    const existing = getMachineByMac(tx, identity.mac);
+    if (existing) {
+      // Empty values (iPXE sends `serial=` when SMBIOS has none) never erase what we knew.
+      const refresh = Object.fromEntries(
+        Object.entries({
+          uuid: identity.uuid,
+          serial: identity.serial,
+          manufacturer: identity.manufacturer,
+          product: identity.product,
+          arch: identity.arch,
+          platform: identity.platform,
+        }).filter(([, v]) => v !== undefined && v !== ""),
+      );
       const machine = tx
-        .insert(machines)
-        .values({
-          mac: identity.mac,
-          uuid: identity.uuid || null,
-          serial: identity.serial || null,
-          manufacturer: identity.manufacturer || null,
-          product: identity.product || null,
-          arch: identity.arch || null,
-          platform: identity.platform || null,
-          lastIp: sighting.ip ?? null,
-          clusterId: cluster?.id ?? null,
-          state: "discovered",
-          firstSeenAt: sighting.now,
-          lastSeenAt: sighting.now,
-          stateChangedAt: sighting.now,
-        })
+        .update(machines)
+        .set({ ...refresh, lastIp: sighting.ip ?? existing.lastIp, lastSeenAt: sighting.now })
+        .where(eq(machines.id, existing.id))
         .returning()
         .get();
-      recordAudit(tx, {
-        at: sighting.now,
-        actor: "anonymous",
-        sourceIp: sighting.ip,
-        action: "machine.discovered",
-        machineId: machine.id,
-        clusterId: machine.clusterId,
-        detail: { mac: machine.mac, uuid: machine.uuid, serial: machine.serial, via: sighting.via },
-      });
-      return { machine, created: true };
-    },
-    { behavior: "immediate" },
-  );
+      return { machine, created: false };
+    }
+    const cluster = matchCluster(tx, sighting.ip);
+    const machine = tx
+      .insert(machines)
+      .values({
+        mac: identity.mac,
+        uuid: identity.uuid || null,
+        serial: identity.serial || null,
+        manufacturer: identity.manufacturer || null,
+        product: identity.product || null,
+        arch: identity.arch || null,
+        platform: identity.platform || null,
+        lastIp: sighting.ip ?? null,
+        clusterId: cluster?.id ?? null,
+        state: "discovered",
+        firstSeenAt: sighting.now,
+        lastSeenAt: sighting.now,
+        stateChangedAt: sighting.now,
+      })
+      .returning()
+      .get();
+    recordAudit(tx, {
+      at: sighting.now,
+      actor: "anonymous",
+      sourceIp: sighting.ip,
+      action: "machine.discovered",
+      machineId: machine.id,
+      clusterId: machine.clusterId,
+      detail: { mac: machine.mac, uuid: machine.uuid, serial: machine.serial, via: sighting.via },
+    });
+    return { machine, created: true };
+  });
 }
 
-/** States in which a machine still needs the installer when it netboots. */
-export const installableStates: ReadonlySet<MachineState> = new Set([
-  "discovered",
-  "pending",
-  "approved",
-  "provisioning",
-  "failed",
-]);
+/** Machines for the admin inventory, oldest first, optionally one state or cluster. */
+export function listMachines(db: Queryable, filter: { state?: MachineState | undefined; clusterId?: number | undefined } = {}): MachineRow[] {
+  return db
+    .select()
+    .from(machines)
+    .where(and(filter.state ? eq(machines.state, filter.state) : undefined, filter.clusterId !== undefined ? eq(machines.clusterId, filter.clusterId) : undefined))
+    .orderBy(machines.id)
+    .all();
+}
+
+/** The scope of the naming rule: another live (not retired) machine of the same cluster holds `name`. */
+export function nameTakenIn(db: Queryable, clusterId: number | null, name: string, exceptId: number): { id: number } | undefined {
+  return db
+    .select({ id: machines.id })
+    .from(machines)
+    .where(
+      and(
+        eq(machines.hostname, name),
+        ne(machines.id, exceptId),
+        ne(machines.state, "retired"),
+        clusterId === null ? isNull(machines.clusterId) : eq(machines.clusterId, clusterId),
+      ),
+    )
+    .limit(1)
+    .get();
+}
+
+/**
+ * The machine's host name (`local-hostname` in its meta-data, later its k3s node name), chosen by
+ * the one naming rule and stored on first use, so every later answer stays the same.
+ */
+export function assignHostname(db: Db, machineId: number, cluster: { name: string; hostnamePattern: string } | undefined, now: number): string {
+  return transact(db, (tx) => {
+    const m = getMachine(tx, machineId)!;
+    const hostname = chooseNodeName(m, cluster, (name) => nameTakenIn(tx, m.clusterId, name, m.id) !== undefined);
+    if (hostname === m.hostname) return hostname;
+    tx.update(machines).set({ hostname }).where(eq(machines.id, m.id)).run();
+    recordAudit(tx, { at: now, actor: "system", action: "machine.hostname_assigned", machineId: m.id, clusterId: m.clusterId, detail: { hostname } });
+    return hostname;
+  });
+}
+
+export type NodeEventRow = typeof nodeEvents.$inferSelect;
+
+/** A machine's progress events, newest first. */
+export function listNodeEvents(db: Queryable, machineId: number, limit = 200): NodeEventRow[] {
+  return db.select().from(nodeEvents).where(eq(nodeEvents.machineId, machineId)).orderBy(desc(nodeEvents.id)).limit(limit).all();
+}

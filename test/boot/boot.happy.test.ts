@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { eq } from "drizzle-orm";
-import { auditEvents, clusters, machines, type MachineState } from "../../db/schema.js";
+import { auditEvents, clusters, machines } from "../../db/schema.js";
+import type { MachineState } from "../../server/lifecycle/machine.js";
 import { makeTestApp } from "../helpers/app.js";
 import { expectGolden } from "../helpers/golden.js";
 

@@ -3,7 +3,7 @@ import { eq } from "drizzle-orm";
 import { clusters, machines } from "../../db/schema.js";
 import { makeTestApp, testAdminToken } from "../helpers/app.js";
 import { addApproved, testCaHash } from "./fixtures.js";
-import { recordNodeEvent, resolveNodeConfig } from "../../server/store/quorum.js";
+import { answerConfigRequest, answerNodeEvent } from "../../server/http/node.js";
 
 const admin = { authorization: `Bearer ${testAdminToken}`, "content-type": "application/json" };
 
@@ -161,8 +161,8 @@ describe("clusters API", () => {
     expect(patched.body).toMatchObject({ name: "default", servers: 3, labels: { zone: "b" } });
     for (let n = 1; n <= 3; n++) {
       const m = addApproved(c.db, { n, clusterId: 1, now: c.clock() });
-      resolveNodeConfig(c.deps, m);
-      recordNodeEvent(c.deps, m, { type: "ready", caHash: testCaHash });
+      answerConfigRequest(c.deps, m);
+      answerNodeEvent(c.deps, m, { type: "ready", caHash: testCaHash });
     }
     const lower = await c.call("PATCH", "/api/v1/clusters/1", { servers: 1 });
     expect(lower.status).toBe(422);
@@ -186,8 +186,8 @@ describe("clusters API", () => {
     for (let n = 1; n <= 4; n++) {
       const m = addApproved(c.db, { n, clusterId: 1, now: c.clock() });
       ids.push(m.id);
-      resolveNodeConfig(c.deps, m);
-      if (n < 3) recordNodeEvent(c.deps, m, { type: "ready", caHash: testCaHash });
+      answerConfigRequest(c.deps, m);
+      if (n < 3) answerNodeEvent(c.deps, m, { type: "ready", caHash: testCaHash });
     }
     const q = await c.call("GET", "/api/v1/clusters/1/quorum");
     expect(q.status).toBe(200);

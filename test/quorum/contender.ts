@@ -7,7 +7,7 @@
 import pino from "pino";
 import { openDb } from "../../db/client.js";
 import { makeDeps } from "../../server/app.js";
-import { recordNodeEvent, resolveNodeConfig } from "../../server/store/quorum.js";
+import { answerConfigRequest, answerNodeEvent } from "../../server/http/node.js";
 import { testCaHash } from "./fixtures.js";
 import { testConfig } from "../helpers/app.js";
 
@@ -24,12 +24,12 @@ while (pending.size > 0) {
   if (Date.now() > deadline) throw new Error(`${pending.size} machines still waiting at the deadline`);
   for (const id of [...pending]) {
     asks++;
-    const decision = resolveNodeConfig(deps, { id });
+    const decision = answerConfigRequest(deps, { id });
     if (decision.kind === "wait") continue;
     const role = decision.body.role;
     roles[role] = (roles[role] ?? 0) + 1;
-    recordNodeEvent(deps, { id }, { type: "k3s-started" });
-    recordNodeEvent(deps, { id }, { type: "ready", caHash: role === "agent" ? null : testCaHash });
+    answerNodeEvent(deps, { id }, { type: "k3s-started" });
+    answerNodeEvent(deps, { id }, { type: "ready", caHash: role === "agent" ? null : testCaHash });
     pending.delete(id);
   }
   // Let the other process in between rounds, as separate agents would.

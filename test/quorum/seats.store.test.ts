@@ -2,8 +2,9 @@ import { describe, expect, it } from "vitest";
 import { and, eq } from "drizzle-orm";
 import { auditEvents, clusters, machines } from "../../db/schema.js";
 import { ApiError } from "../../server/errors.js";
-import { getQuorum, recordNodeEvent, resolveNodeConfig, retireMachine } from "../../server/store/quorum.js";
-import type { NodeConfigDecision } from "../../server/store/quorum.js";
+import { answerConfigRequest, answerNodeEvent, type NodeConfigDecision } from "../../server/http/node.js";
+import { retireMachine } from "../../server/store/decisions.js";
+import { getQuorum } from "../../server/store/quorum.js";
 import { makeTestApp } from "../helpers/app.js";
 import { addApproved, parseConfigBody, shapeCluster, testCaHash } from "./fixtures.js";
 
@@ -15,10 +16,10 @@ function setup(servers: number, registrationAddress: string | null = null) {
   let n = 0;
   const approve = (o: { preference?: "auto" | "server" | "agent"; hostname?: string } = {}) =>
     addApproved(t.db, { n: ++n, clusterId: cluster.id, now: t.clock(), ...o });
-  const ask = (id: number) => resolveNodeConfig(t.deps, { id });
-  const event = (id: number, type: string, caHash?: string) => recordNodeEvent(t.deps, { id }, { type, caHash });
+  const ask = (id: number) => answerConfigRequest(t.deps, { id });
+  const event = (id: number, type: string, caHash?: string) => answerNodeEvent(t.deps, { id }, { type, caHash });
   const machine = (id: number) => t.db.select().from(machines).where(eq(machines.id, id)).get()!;
-  const quorum = () => getQuorum(t.deps, cluster.id);
+  const quorum = () => getQuorum(t.deps.db, cluster.id, { now: t.clock(), leaseMs: t.deps.config.roleLeaseMs });
   return { ...t, cluster, approve, ask, event, machine, quorum };
 }
 
@@ -174,7 +175,7 @@ describe("several clusters", () => {
     expect(bConfig.body.role).toBe("init");
     expect(bConfig.k3s.token).toBe("b".repeat(64));
     expect(s.quorum().servers.map((x) => x.machine_id)).toEqual([a.id]);
-    expect(getQuorum(s.deps, other.id).servers.map((x) => x.machine_id)).toEqual([b.id]);
+    expect(getQuorum(s.deps.db, other.id, { now: s.clock(), leaseMs: s.deps.config.roleLeaseMs }).servers.map((x) => x.machine_id)).toEqual([b.id]);
   });
 });
 

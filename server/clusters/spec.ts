@@ -7,7 +7,7 @@ import { isIP } from "node:net";
 import { z } from "zod";
 import { userDataTemplatePath } from "../render/cloud-init.js";
 import { ipxeToken, splitKernelArgs } from "../render/ipxe.js";
-import { dnsLabelPattern, hostnamePatternProblem } from "./node-name.js";
+import { dnsLabelPattern, hostnamePatternProblem } from "../lifecycle/node-name.js";
 
 /** Desired server counts embedded etcd supports well: odd, so a majority always exists. */
 export const serverCounts = [1, 3, 5, 7] as const;

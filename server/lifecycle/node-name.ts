@@ -31,16 +31,25 @@ export function hostnamePatternProblem(pattern: string): string | undefined {
   return undefined;
 }
 
+/** A machine as naming sees it: `hostname` is the name edgejoin gave it earlier, if any. */
+export type NameableMachine = { id: number; mac: string; hostname: string | null };
+
 /**
- * The node name a machine gets with its seat: its own hostname when that is a DNS label no other
- * seat holder of the cluster uses, else the cluster's hostname pattern.
+ * The one naming rule, used for the NoCloud `local-hostname`, the k3s node name and an admin's
+ * choice alike: the name the machine already has, else the cluster's pattern, else
+ * `node-<mac>`, each also with `-<id>` appended; the first that no other live machine of the
+ * cluster holds. k3s keys a node's password by name, so two machines with one name would lock
+ * each other out.
  */
 export function chooseNodeName(
-  machine: { id: number; mac: string; hostname: string | null },
-  cluster: { name: string; hostnamePattern: string },
+  machine: NameableMachine,
+  cluster: { name: string; hostnamePattern: string } | undefined,
   isNameTaken: (name: string) => boolean,
 ): string {
+  const fallback = `node-${machine.mac.replaceAll(":", "").toLowerCase()}`;
+  const withId = (base: string) => `${base.slice(0, 62 - String(machine.id).length).replace(/-+$/, "")}-${machine.id}`;
   const own = machine.hostname?.toLowerCase();
-  if (own && dnsLabelPattern.test(own) && !isNameTaken(own)) return own;
-  return expandHostnamePattern(cluster.hostnamePattern, machine, cluster.name);
+  const expanded = cluster ? expandHostnamePattern(cluster.hostnamePattern, machine, cluster.name) : fallback;
+  const candidates = [...(own ? [own] : []), expanded, withId(expanded), fallback, withId(fallback)].filter((n) => dnsLabelPattern.test(n));
+  return candidates.find((n) => !isNameTaken(n)) ?? withId(fallback);
 }

@@ -1,0 +1,122 @@
+/**
+ * An admin's decisions about a machine: approve, reject, retire. Each asks the lifecycle whether
+ * the move is allowed from where the machine is, then writes the change and its audit record in
+ * one transaction.
+ */
+import { eq } from "drizzle-orm";
+import type { Db } from "../../db/client.js";
+import { machines, type MachineRow } from "../../db/schema.js";
+import { next, type MachineEvent, type RolePreference } from "../lifecycle/machine.js";
+import { refuse, type Refusal } from "../errors.js";
+import type { Tx } from "../../db/client.js";
+import { recordAudit } from "./audit.js";
+import { getCluster } from "./clusters.js";
+import { getMachine, nameTakenIn } from "./machines.js";
+import { transact } from "./transaction.js";
+
+/** An admin's approval: where the machine goes, what it may be, what it is called. */
+export type Approval = {
+  clusterId?: number | undefined;
+  role: RolePreference;
+  hostname?: string | undefined;
+  labels?: Record<string, string> | undefined;
+};
+
+/** Who decided, from where, when. */
+export type DecisionContext = { actor: string; sourceIp?: string | null | undefined; now: number };
+
+/** The machine and where `event` takes it, or why not. */
+function load(tx: Tx, id: number, event: MachineEvent): { m: MachineRow; to: MachineRow["state"] } | Refusal {
+  const m = getMachine(tx, id);
+  if (!m) return refuse("not_found", `no machine with id ${id}`);
+  const move = next(event, m);
+  if ("refused" in move) return refuse("invalid_state", `machine ${id}: ${move.refused}`);
+  return { m, to: move.to };
+}
+
+/** Approve a machine (pending, rejected, failed or retired → approved). */
+export function approveMachine(db: Db, id: number, approval: Approval, o: DecisionContext): MachineRow {
+  return transact(db, (tx) => {
+    const loaded = load(tx, id, "approve");
+    if ("code" in loaded) return loaded;
+    const { m, to } = loaded;
+    const clusterId = approval.clusterId ?? m.clusterId;
+    if (clusterId === null) return refuse("validation_failed", "cluster_id: this machine has no cluster yet; give cluster_id");
+    if (!getCluster(tx, clusterId)) return refuse("validation_failed", `cluster_id: no cluster with id ${clusterId}`);
+    if (approval.hostname) {
+      const taken = nameTakenIn(tx, clusterId, approval.hostname, id);
+      if (taken) return refuse("conflict", `hostname ${approval.hostname} is already machine ${taken.id}'s in this cluster`);
+    }
+    const updated = tx
+      .update(machines)
+      .set({
+        state: to,
+        stateChangedAt: o.now,
+        clusterId,
+        rolePreference: approval.role,
+        ...(approval.hostname ? { hostname: approval.hostname } : {}),
+        ...(approval.labels ? { labels: approval.labels } : {}),
+      })
+      .where(eq(machines.id, id))
+      .returning()
+      .get();
+    recordAudit(tx, {
+      at: o.now,
+      actor: o.actor,
+      sourceIp: o.sourceIp || null,
+      action: "machine.approved",
+      machineId: id,
+      clusterId,
+      detail: {
+        from: m.state,
+        role: approval.role,
+        ...(approval.clusterId !== undefined ? { cluster_id: approval.clusterId } : {}),
+        ...(approval.hostname ? { hostname: approval.hostname } : {}),
+        ...(approval.labels ? { labels: approval.labels } : {}),
+      },
+    });
+    return updated;
+  });
+}
+
+/** Reject a machine that holds no seat; one with a seat must be retired instead, so its seat is freed properly. */
+export function rejectMachine(db: Db, id: number, o: DecisionContext & { reason?: string | undefined }): MachineRow {
+  return transact(db, (tx) => {
+    const loaded = load(tx, id, "reject");
+    if ("code" in loaded) return loaded;
+    const { m, to } = loaded;
+    const updated = tx.update(machines).set({ state: to, stateChangedAt: o.now }).where(eq(machines.id, id)).returning().get();
+    recordAudit(tx, {
+      at: o.now,
+      actor: o.actor,
+      sourceIp: o.sourceIp || null,
+      action: "machine.rejected",
+      machineId: id,
+      clusterId: m.clusterId,
+      detail: { from: m.state, ...(o.reason ? { reason: o.reason } : {}) },
+    });
+    return updated;
+  });
+}
+
+/** Retire a machine: it leaves the cluster and its seat is free for the next machine. Retiring twice is a no-op. */
+export function retireMachine(db: Db, id: number, o: DecisionContext & { reason?: string | null | undefined }): MachineRow {
+  return transact(db, (tx) => {
+    const current = getMachine(tx, id);
+    if (current?.state === "retired") return current;
+    const loaded = load(tx, id, "retire");
+    if ("code" in loaded) return loaded;
+    const { m, to } = loaded;
+    const retired = tx.update(machines).set({ role: null, state: to, stateChangedAt: o.now }).where(eq(machines.id, id)).returning().get();
+    recordAudit(tx, {
+      at: o.now,
+      actor: o.actor,
+      sourceIp: o.sourceIp ?? null,
+      action: "machine.retired",
+      machineId: id,
+      clusterId: m.clusterId,
+      detail: { role: m.role, previous_state: m.state, reason: o.reason ?? null },
+    });
+    return retired;
+  });
+}
