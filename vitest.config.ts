@@ -1,26 +1,66 @@
+import { fileURLToPath } from "node:url";
 import { defineConfig } from "vitest/config";
 import { BaseSequencer, type TestSpecification } from "vitest/node";
+import { assertTiers, tiers } from "./test/tiers.js";
+
+// Every test file is in exactly one tier, or nothing runs (the lists and the rules: test/tiers.ts).
+assertTiers(fileURLToPath(new URL(".", import.meta.url)));
 
 /**
- * The machine lab boots QEMU guests for minutes while everything else takes about two minutes
- * on the other worker: start the longest files first so the run lasts as long as the lab, not
- * the lab plus the rest.
+ * The machine lab boots QEMU guests for minutes while the netboot e2e and then the integration
+ * files take the other worker: start the lab's longest file first so the run lasts as long as
+ * the lab, not the lab plus the rest. Files of the other tiers keep vitest's order.
  */
-class LongestFirst extends BaseSequencer {
+class LabLongestFirst extends BaseSequencer {
   override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
     const sorted = await super.sort(files);
-    const rank = (f: TestSpecification) => (f.moduleId.includes("/test/lab/") ? 0 : f.moduleId.includes("/test/e2e/") ? 1 : 2);
+    const rank = (f: TestSpecification) => (f.project.name !== "lab" ? 2 : f.moduleId.includes("/test/lab/") ? 0 : 1);
     return sorted.map((f, i) => ({ f, i })).sort((a, b) => rank(a.f) - rank(b.f) || a.i - b.i).map(({ f }) => f);
   }
 }
 
+/*
+ * `vitest run --project <tier>` runs one tier (npm run test:unit, test:integration, test:lab);
+ * `vitest run` (npm test) runs unit first, then integration and lab together on two workers:
+ * the lab's QEMU guests are CPU-bound under TCG and must not starve each other on two cores,
+ * and the integration files fit beside the lab in the time it takes.
+ */
 export default defineConfig({
   test: {
-    include: ["test/**/*.test.ts"],
-    testTimeout: 30_000,
-    hookTimeout: 60_000,
-    // Two cores: the QEMU tests are CPU-bound under TCG and must not starve each other.
-    maxWorkers: 2,
-    sequence: { sequencer: LongestFirst },
+    sequence: { sequencer: LabLongestFirst },
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: "unit",
+          include: tiers.unit,
+          testTimeout: 10_000,
+          hookTimeout: 10_000,
+          sequence: { groupOrder: 0 },
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: "integration",
+          include: tiers.integration,
+          testTimeout: 30_000,
+          hookTimeout: 60_000,
+          maxWorkers: 2,
+          sequence: { groupOrder: 1 },
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: "lab",
+          include: tiers.lab,
+          testTimeout: 30_000,
+          hookTimeout: 60_000,
+          maxWorkers: 2,
+          sequence: { groupOrder: 1 },
+        },
+      },
+    ],
   },
 });
