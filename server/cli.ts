@@ -1,15 +1,23 @@
-/** `edgejoin` command line: the server and the admin client. */
+/**
+ * `edgejoin` command line: the server and the admin client. `bin/edgejoin.js` and `npm start`
+ * (server/main.ts, as `serve`) both run it, so help, version and refusals are the same.
+ */
+import { readFileSync } from "node:fs";
 import { Command } from "commander";
+import { settingNames } from "./config.js";
 
-const program = new Command("edgejoin").description("zero-touch enrollment server for edge Kubernetes");
+const version = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
-program
-  .command("serve")
-  .description("run the server (settings from EDGEJOIN_* environment variables)")
-  .action(async () => {
-    const { serve } = await import("./main.js");
-    await serve(process.env);
-  });
+/** Starts the server; main.ts passes its own `serve` so that module is not imported from itself. */
+export type ServeFn = (env: Record<string, string | undefined>) => Promise<unknown>;
+
+const serveFromMain: ServeFn = async (env) => (await import("./main.js")).serve(env);
+
+const settingsHelp = `
+Settings come from EDGEJOIN_* environment variables, or from a JSON file of the same keys named
+by EDGEJOIN_CONFIG (the environment wins); an unknown EDGEJOIN_* name is refused. What each does
+is in the README (Settings):
+${settingNames.map((n) => `  ${n}`).join("\n")}`;
 
 /**
  * One call to the running server's admin API (EDGEJOIN_URL, EDGEJOIN_ADMIN_TOKEN); prints the
@@ -41,15 +49,34 @@ async function adminRequest(method: string, path: string, body?: unknown): Promi
   return answer;
 }
 
-const keys = program.command("keys").description("the Ed25519 keys bootstrap tokens and node credentials are signed with");
-keys
-  .command("rotate")
-  .description("make a new active signing key on the running server; retired public keys stay published until every token they signed has expired")
-  .action(async () => {
-    const r = await adminRequest("POST", "/api/v1/keys/rotate");
-    process.stdout.write(`active key ${String(r.active_kid)}; retired ${String(r.retired_kid)} (still verifies tokens it signed)\n`);
-    const pruned = Array.isArray(r.pruned_kids) ? r.pruned_kids : [];
-    if (pruned.length > 0) process.stdout.write(`dropped expired keys: ${pruned.join(", ")}\n`);
-  });
+/** The whole command tree; `serve` runs the server. */
+export function buildProgram(serve: ServeFn = serveFromMain): Command {
+  const program = new Command("edgejoin").description("zero-touch enrollment server for edge Kubernetes").version(version);
 
-await program.parseAsync(process.argv);
+  program
+    .command("serve")
+    .description("run the server (HTTP and TFTP) until SIGTERM or SIGINT; `npm start` runs this")
+    .version(version)
+    .addHelpText("after", settingsHelp)
+    .action(async () => {
+      await serve(process.env);
+    });
+
+  const keys = program.command("keys").description("the Ed25519 keys bootstrap tokens and node credentials are signed with");
+  keys
+    .command("rotate")
+    .description("make a new active signing key on the running server; retired public keys stay published until every token they signed has expired")
+    .action(async () => {
+      const r = await adminRequest("POST", "/api/v1/keys/rotate");
+      process.stdout.write(`active key ${String(r.active_kid)}; retired ${String(r.retired_kid)} (still verifies tokens it signed)\n`);
+      const pruned = Array.isArray(r.pruned_kids) ? r.pruned_kids : [];
+      if (pruned.length > 0) process.stdout.write(`dropped expired keys: ${pruned.join(", ")}\n`);
+    });
+
+  return program;
+}
+
+/** Run the command line on `args` (the process's arguments after node and the script). */
+export async function runCli(args: string[], serve?: ServeFn): Promise<void> {
+  await buildProgram(serve).parseAsync(args, { from: "user" });
+}

@@ -3,10 +3,12 @@
  * `process.env`, binds a port or handles a signal.
  */
 import { mkdirSync } from "node:fs";
+import { pathToFileURL } from "node:url";
 import { serve as serveHttp, type ServerType } from "@hono/node-server";
 import pino from "pino";
 import { openDb } from "../db/client.js";
 import { createApp, makeDeps } from "./app.js";
+import { runCli } from "./cli.js";
 import { ConfigError, loadConfig, type Config } from "./config.js";
 import { ensureDefaultCluster } from "./store/clusters.js";
 import { ensureAdminToken } from "./store/admin-token.js";
@@ -117,6 +119,8 @@ export async function serve(env: Record<string, string | undefined> = process.en
   return { config, http, tftp, db };
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  await serve();
+// `npm start` and `node --import tsx server/main.ts` land here: the same command line as
+// `edgejoin serve`, so `npm start -- --help` prints help instead of serving.
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  await runCli(["serve", ...process.argv.slice(2)], serve);
 }

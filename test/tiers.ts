@@ -53,6 +53,7 @@ export const tiers = {
     "test/enrollment/first-start.happy.test.ts",
     "test/quorum/contention.test.ts",
     "test/quorum/storm.test.ts",
+    "test/server/process.test.ts",
     "test/server/start.test.ts",
     "test/tftp/tftp.happy.test.ts",
     "test/tftp/tftp.robustness.test.ts",
