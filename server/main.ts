@@ -66,6 +66,9 @@ export async function serve(env: Record<string, string | undefined> = process.en
   }
 
   const deps = makeDeps({ db, config, logger, keyring: keys.keyring, adminTokenHash: admin.hash });
+  // Why /readyz answers 503 as far as the listeners go: machines cannot netboot without TFTP.
+  let notReady: string | undefined = "TFTP is not bound yet";
+  deps.readiness = () => (notReady === undefined ? { ready: true } : { ready: false, reason: notReady });
   const app = createApp(deps);
 
   const bootFiles = describeBootFiles(config.bootDir, config.ipxeDir);
@@ -99,6 +102,8 @@ export async function serve(env: Record<string, string | undefined> = process.en
     throw err;
   }
 
+  notReady = undefined;
+
   let http: ServerType;
   try {
     http = await listenHttp(app, config);
@@ -109,6 +114,7 @@ export async function serve(env: Record<string, string | undefined> = process.en
 
   const stop = async (signal: string) => {
     logger.info({ signal }, "stopping");
+    notReady = "edgejoin is stopping";
     await tftp.close();
     http.close();
     db.$client.close();

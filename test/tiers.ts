@@ -42,6 +42,7 @@ export const tiers = {
     "test/quorum/seats.test.ts",
     "test/server/config.test.ts",
     "test/server/db.test.ts",
+    "test/server/health.test.ts",
     "test/tftp/contained-dir.test.ts",
   ],
   integration: [

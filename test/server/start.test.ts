@@ -83,7 +83,7 @@ describe("server start", () => {
     }
   });
 
-  it("good start → logs the iPXE binaries it serves, answers /healthz and TFTP autoexec.ipxe, stops on SIGTERM", async () => {
+  it("good start → logs the iPXE binaries it serves, answers /healthz, /readyz and TFTP autoexec.ipxe, stops on SIGTERM", async () => {
     requireTools({ curl: "curl" });
     const env = await goodEnv();
     const s = spawnServer(env);
@@ -99,6 +99,10 @@ describe("server start", () => {
     const health = await fetch(`http://127.0.0.1:${env.EDGEJOIN_HTTP_PORT}/healthz`);
     expect(health.status).toBe(200);
     expect(await health.json()).toEqual({ status: "ok" });
+    // Ready: the database takes writes and TFTP is bound.
+    const ready = await fetch(`http://127.0.0.1:${env.EDGEJOIN_HTTP_PORT}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toEqual({ status: "ready" });
 
     const script = await run("curl", ["-sS", "--max-time", "10", `tftp://127.0.0.1:${env.EDGEJOIN_TFTP_PORT}/autoexec.ipxe`]);
     expect(script.code, script.stderr).toBe(0);
