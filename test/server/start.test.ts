@@ -1,6 +1,8 @@
 /** The real server process: start-up checks say what is wrong in one line; a good start serves. */
 import { createSocket } from "node:dgram";
+import { writeFileSync } from "node:fs";
 import { createServer } from "node:net";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { firstNonLoopbackAddress } from "../../server/config.js";
 import { loopbackSettings, spawnServer, stopServer, type ServerRun } from "../helpers/server-process.js";
@@ -59,6 +61,28 @@ describe("server start", () => {
 
   it("EDGEJOIN_TFTP_HOST=tftp.example → one stderr line naming the setting, exit non-zero", async () => {
     await expectRefusedStart(await goodEnv({ EDGEJOIN_TFTP_HOST: "tftp.example" }), /EDGEJOIN_TFTP_HOST.*IP address/);
+  });
+
+  it("EDGEJOIN_HTTP_PROT (a typo) → one stderr line naming it and the setting it meant, exit non-zero", async () => {
+    await expectRefusedStart(
+      await goodEnv({ EDGEJOIN_HTTP_PROT: "8081" }),
+      /^edgejoin: unknown environment variable EDGEJOIN_HTTP_PROT \(did you mean EDGEJOIN_HTTP_PORT\?\)/,
+    );
+  });
+
+  it("EDGEJOIN_TOKEN_TTL=24 (no unit) → one stderr line saying to write e.g. 24h, exit non-zero", async () => {
+    await expectRefusedStart(await goodEnv({ EDGEJOIN_TOKEN_TTL: "24" }), /EDGEJOIN_TOKEN_TTL needs a unit: write e\.g\. 24h/);
+  });
+
+  it("EDGEJOIN_ROLE_LEASE_TIME in the EDGEJOIN_CONFIG file, started as `edgejoin serve` → one stderr line with the setting it meant", async () => {
+    const root = testTempDir("start");
+    const file = join(root, "edgejoin.json");
+    writeFileSync(file, JSON.stringify({ EDGEJOIN_ROLE_LEASE_TIME: "30m" }));
+    const s = spawnServer(await goodEnv({ EDGEJOIN_CONFIG: file }), "cli");
+    const code = await exitWithin(s, 45_000);
+    expect(code).not.toBe("running");
+    expect(code).not.toBe(0);
+    expect(oneLine(s.stderr())).toMatch(/unknown setting EDGEJOIN_ROLE_LEASE_TIME \(did you mean EDGEJOIN_ROLE_LEASE\?\)/);
   });
 
   it("TFTP port already taken → one stderr line naming EDGEJOIN_TFTP_PORT, exit non-zero", async () => {
