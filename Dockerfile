@@ -1,4 +1,4 @@
-# edgejoin: one container serving HTTP and TFTP (and optionally ProxyDHCP) to netbooting machines.
+# edgejoin: one container serving HTTP and TFTP to netbooting machines.
 # Run it with host networking (see docker-compose.yml): TFTP answers every transfer from a new
 # ephemeral UDP port, which Docker's port mapping cannot follow.
 
@@ -14,7 +14,7 @@ RUN npm ci --omit=dev
 
 FROM node:20-bookworm-slim
 # ipxe: the iPXE binaries edgejoin's TFTP serves (/usr/lib/ipxe: undionly.kpxe, snponly.efi, ipxe.efi).
-# libcap2-bin: setcap, so the unprivileged server may bind TFTP's port 69 (and 67/4011 for ProxyDHCP).
+# libcap2-bin: setcap, so the unprivileged server may bind TFTP's port 69.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ipxe libcap2-bin \
  && setcap cap_net_bind_service=+ep "$(readlink -f /usr/local/bin/node)" \
@@ -42,8 +42,11 @@ VOLUME ["/var/lib/edgejoin"]
 USER node
 EXPOSE 8080/tcp 69/udp
 
-HEALTHCHECK --interval=30s --timeout=5s --start-period=20s \
-  CMD node -e "fetch('http://127.0.0.1:'+(process.env.EDGEJOIN_HTTP_PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+# /readyz: the database takes writes and TFTP is bound (README: "Health checks"). The timeout
+# outlasts SQLite's 5 s busy wait, so a briefly held write lock is not mistaken for a failure.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=20s \
+  CMD node -e "const h=process.env.EDGEJOIN_HTTP_HOST;const a=!h||h==='0.0.0.0'||h==='::'?'127.0.0.1':h.includes(':')?'['+h+']':h;fetch('http://'+a+':'+(process.env.EDGEJOIN_HTTP_PORT||8080)+'/readyz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
 
-# What `npm start` runs, without npm in between, so SIGTERM reaches the server (it shuts down cleanly).
+# What `npm start` runs, without npm in between: the server is PID 1, gets `docker stop`'s SIGTERM
+# and exits 0 once its listeners are closed.
 CMD ["node", "--import", "tsx", "server/main.ts"]
