@@ -43,6 +43,7 @@ export const tiers = {
     "test/server/config.test.ts",
     "test/server/db.test.ts",
     "test/server/health.test.ts",
+    "test/server/readme.test.ts",
     "test/tftp/contained-dir.test.ts",
   ],
   integration: [
