@@ -1,4 +1,4 @@
-/** Byte-for-byte golden files under test/golden/. `UPDATE_GOLDEN=1 npm test` rewrites them. */
+/** Byte-for-byte golden files under test/golden/. `UPDATE_GOLDEN=1 npm run test:unit` rewrites them (only unit tests use them). */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -11,6 +11,6 @@ export function expectGolden(name: string, actual: string): void {
     writeFileSync(file, actual);
     return;
   }
-  if (!existsSync(file)) throw new Error(`golden file test/golden/${name} is missing: run UPDATE_GOLDEN=1 npm test and review it`);
+  if (!existsSync(file)) throw new Error(`golden file test/golden/${name} is missing: run UPDATE_GOLDEN=1 npm run test:unit and review it`);
   expect(actual).toBe(readFileSync(file, "utf8"));
 }
