@@ -121,7 +121,9 @@ export const nodeEvents = sqliteTable(
   "node_events",
   {
     id: integer("id").primaryKey({ autoIncrement: true }),
-    machineId: integer("machine_id").notNull().references(() => machines.id),
+    machineId: integer("machine_id")
+      .notNull()
+      .references(() => machines.id),
     at: integer("at").notNull(),
     /** `agent` or `installer`. */
     source: text("source").notNull(),

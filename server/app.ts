@@ -65,7 +65,13 @@ export function createApp(input: AppInput | Deps) {
 
   app.use(async (c, next) => {
     c.set("deps", deps);
-    c.set("requestId", c.req.header("x-request-id")?.slice(0, 64).replace(/[^A-Za-z0-9._-]/g, "") || randomUUID());
+    c.set(
+      "requestId",
+      c.req
+        .header("x-request-id")
+        ?.slice(0, 64)
+        .replace(/[^A-Za-z0-9._-]/g, "") || randomUUID(),
+    );
     let ip = "";
     try {
       ip = getConnInfo(c).remote.address ?? "";
@@ -77,7 +83,14 @@ export function createApp(input: AppInput | Deps) {
     await next();
     // The client address ties a request to a machine (through its DHCP lease) when reading a boot's story.
     deps.logger.debug(
-      { requestId: c.var.requestId, method: c.req.method, path: c.req.path, status: c.res.status, ip: c.var.sourceIp || undefined, ms: Math.round(performance.now() - started) },
+      {
+        requestId: c.var.requestId,
+        method: c.req.method,
+        path: c.req.path,
+        status: c.res.status,
+        ip: c.var.sourceIp || undefined,
+        ms: Math.round(performance.now() - started),
+      },
       "request",
     );
   });

@@ -43,8 +43,7 @@ const port = (name: string) =>
     .transform(Number)
     .refine((p) => p >= 1 && p <= 65_535, `${name} must be a port number 1-65535`);
 
-const onOff = (name: string) =>
-  z.enum(["on", "off"], { error: `${name} must be "on" or "off"` }).transform((v) => v === "on");
+const onOff = (name: string) => z.enum(["on", "off"], { error: `${name} must be "on" or "off"` }).transform((v) => v === "on");
 
 const httpUrl = (name: string) =>
   z
@@ -76,10 +75,7 @@ const envSchema = z.object({
   EDGEJOIN_IPXE_DIR: z.string().min(1).default("/usr/lib/ipxe"),
   EDGEJOIN_ARTIFACTS_DIR: z.string().min(1).optional(),
   EDGEJOIN_TEMPLATES_DIR: z.string().min(1).optional(),
-  EDGEJOIN_ADMIN_TOKEN: z
-    .string()
-    .min(24, "EDGEJOIN_ADMIN_TOKEN must be at least 24 characters; generate one with `openssl rand -hex 32`")
-    .optional(),
+  EDGEJOIN_ADMIN_TOKEN: z.string().min(24, "EDGEJOIN_ADMIN_TOKEN must be at least 24 characters; generate one with `openssl rand -hex 32`").optional(),
   EDGEJOIN_PROXY_DHCP: onOff("EDGEJOIN_PROXY_DHCP").default(false),
   EDGEJOIN_SYSLOG_PORT: port("EDGEJOIN_SYSLOG_PORT").optional(),
   // Issued when the installer fetches user-data, spent when the installed system first boots and
@@ -213,10 +209,7 @@ export function firstNonLoopbackAddress(): string | undefined {
  * the environment wins over it. An EDGEJOIN_* name that is no setting (in either) is refused,
  * with the setting it most likely meant; an empty value counts as unset.
  */
-export function loadConfig(
-  env: Record<string, string | undefined>,
-  deriveAddress: () => string | undefined = firstNonLoopbackAddress,
-): Config {
+export function loadConfig(env: Record<string, string | undefined>, deriveAddress: () => string | undefined = firstNonLoopbackAddress): Config {
   let fileValues: Record<string, string> = {};
   if (env.EDGEJOIN_CONFIG) {
     try {
@@ -224,9 +217,7 @@ export function loadConfig(
       if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw new Error("not an object");
       fileValues = Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, String(v)]));
     } catch (err) {
-      throw new ConfigError(
-        `EDGEJOIN_CONFIG: cannot read ${env.EDGEJOIN_CONFIG} as a JSON object of settings (${(err as Error).message})`,
-      );
+      throw new ConfigError(`EDGEJOIN_CONFIG: cannot read ${env.EDGEJOIN_CONFIG} as a JSON object of settings (${(err as Error).message})`);
     }
   }
   // A misspelt name would otherwise leave its setting at the default without a word.

@@ -53,7 +53,10 @@ export async function serve(env: Record<string, string | undefined> = process.en
   });
   if (keys.created) logger.info({ kid: keys.created }, "made a new Ed25519 signing key");
   if (keys.lostPrivateKey) {
-    logger.warn({ kid: keys.lostPrivateKey.kid, reason: keys.lostPrivateKey.reason }, "the active signing key's private file is unusable; retired it and made a new one");
+    logger.warn(
+      { kid: keys.lostPrivateKey.kid, reason: keys.lostPrivateKey.reason },
+      "the active signing key's private file is unusable; retired it and made a new one",
+    );
   }
   if (keys.pruned.length > 0) logger.info({ kids: keys.pruned }, "dropped retired signing keys whose tokens have all expired");
   const admin = ensureAdminToken(db, { configured: config.adminToken, now: Date.now() });

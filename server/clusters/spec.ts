@@ -18,11 +18,9 @@ export const clusterName = z
   .regex(dnsLabelPattern, "name must be a DNS label: 1-63 lower-case letters, digits or '-', starting and ending with a letter or digit");
 
 /** Desired server count; the message says why only odd counts up to 7. */
-export const desiredServers = z
-  .number({ error: "servers must be a number: 1, 3, 5 or 7" })
-  .refine((n) => (serverCounts as readonly number[]).includes(n), {
-    message: "servers must be 1, 3, 5 or 7: embedded etcd needs an odd number of members to keep a majority, and more than 7 only slows writes",
-  });
+export const desiredServers = z.number({ error: "servers must be a number: 1, 3, 5 or 7" }).refine((n) => (serverCounts as readonly number[]).includes(n), {
+  message: "servers must be 1, 3, 5 or 7: embedded etcd needs an odd number of members to keep a majority, and more than 7 only slows writes",
+});
 
 const dnsName = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i;
 
@@ -63,8 +61,14 @@ export const nodeLabels = z
   .record(z.string(), z.string())
   .refine((r) => Object.keys(r).length <= 64, "at most 64 labels")
   .refine((r) => Object.keys(r).every(isLabelKey), "label keys must be Kubernetes label names, e.g. example.com/zone")
-  .refine((r) => Object.keys(r).every(kubeletMaySet), "labels under kubernetes.io or k8s.io are refused by the kubelet (except node.kubernetes.io/* and topology.kubernetes.io/zone|region): use your own prefix")
-  .refine((r) => Object.values(r).every(labelValue), "label values must be at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit");
+  .refine(
+    (r) => Object.keys(r).every(kubeletMaySet),
+    "labels under kubernetes.io or k8s.io are refused by the kubelet (except node.kubernetes.io/* and topology.kubernetes.io/zone|region): use your own prefix",
+  )
+  .refine(
+    (r) => Object.values(r).every(labelValue),
+    "label values must be at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit",
+  );
 
 /** One k3s node taint: `key=value:Effect` or `key:Effect`. */
 export const nodeTaint = z.string().refine((t) => {
@@ -81,10 +85,13 @@ function isIpv4Cidr(v: string): boolean {
 export const matchCidrs = z.array(z.string().refine(isIpv4Cidr, "match_cidrs entries must be IPv4 CIDRs such as 10.0.0.0/24")).max(64);
 
 /** How node names are made: see node-name.ts. */
-export const hostnamePattern = z.string().max(63).superRefine((p, ctx) => {
-  const problem = hostnamePatternProblem(p);
-  if (problem) ctx.addIssue({ code: "custom", message: problem });
-});
+export const hostnamePattern = z
+  .string()
+  .max(63)
+  .superRefine((p, ctx) => {
+    const problem = hostnamePatternProblem(p);
+    if (problem) ctx.addIssue({ code: "custom", message: problem });
+  });
 
 /** Kernel arguments: each space-separated word must be an iPXE-safe token; edgejoin adds the seed itself. */
 export const kernelArgs = z
@@ -93,7 +100,11 @@ export const kernelArgs = z
   .superRefine((args, ctx) => {
     if (/[^\S ]/.test(args)) ctx.addIssue({ code: "custom", message: "kernel_args are separated by single spaces only" });
     for (const arg of splitKernelArgs(args)) {
-      if (!ipxeToken.safeParse(arg).success) ctx.addIssue({ code: "custom", message: `kernel argument ${JSON.stringify(arg.slice(0, 40))} may hold only URL characters (no quotes, $ or control characters)` });
+      if (!ipxeToken.safeParse(arg).success)
+        ctx.addIssue({
+          code: "custom",
+          message: `kernel argument ${JSON.stringify(arg.slice(0, 40))} may hold only URL characters (no quotes, $ or control characters)`,
+        });
       else if (/^ds=/.test(arg)) ctx.addIssue({ code: "custom", message: "kernel_args must not set ds=: edgejoin appends the NoCloud seed itself" });
     }
   });
@@ -116,11 +127,17 @@ export const installerProfile = z
         z
           .string()
           .max(16_384)
-          .regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-[a-z0-9@.-]+) [A-Za-z0-9+/=]+( [\x20-\x7e]*)?$/, "installer.ssh_authorized_keys entries must be one OpenSSH public key line each"),
+          .regex(
+            /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-[a-z0-9@.-]+) [A-Za-z0-9+/=]+( [\x20-\x7e]*)?$/,
+            "installer.ssh_authorized_keys entries must be one OpenSSH public key line each",
+          ),
       )
       .max(32)
       .optional(),
-    admin_user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, "installer.admin_user must be a Linux user name").optional(),
+    admin_user: z
+      .string()
+      .regex(/^[a-z_][a-z0-9_-]{0,31}$/, "installer.admin_user must be a Linux user name")
+      .optional(),
     password_hash: z
       .string()
       .regex(/^\$(1|5|6|y|2[aby])\$[./A-Za-z0-9$=]+$/, "installer.password_hash must be a crypt(3) hash such as $6$... (never a plain password)")

@@ -63,7 +63,8 @@ export type KnownMachine = {
 // Firmware that never had SMBIOS filled in reports these; they identify nothing and must neither
 // trigger nor hide an identity conflict.
 const placeholderUuids = new Set(["00000000-0000-0000-0000-000000000000", "ffffffff-ffff-ffff-ffff-ffffffffffff", "03000200-0400-0500-0006-000700080009"]);
-const placeholderSerials = /^(|0+|none|n\/a|na|default string|to be filled by o\.e\.m\.|not specified|not applicable|system serial number|chassis serial number|123456789|serial)$/i;
+const placeholderSerials =
+  /^(|0+|none|n\/a|na|default string|to be filled by o\.e\.m\.|not specified|not applicable|system serial number|chassis serial number|123456789|serial)$/i;
 
 /** A UUID that actually identifies a machine, or undefined for empty and well-known placeholders. */
 export function meaningfulUuid(uuid: string | null | undefined): string | undefined {
@@ -114,7 +115,9 @@ export function decideEnrollment(o: {
       kind: "refuse",
       refusal: {
         code: "cluster_mismatch",
-        message: o.tokenClusterExists ? "the bootstrap token was issued for another cluster than this machine's" : "the bootstrap token's cluster no longer exists",
+        message: o.tokenClusterExists
+          ? "the bootstrap token was issued for another cluster than this machine's"
+          : "the bootstrap token's cluster no longer exists",
         detail: { token_cluster_id: claims.clusterId, machine_cluster_id: machine?.clusterId ?? null },
       },
     };

@@ -51,7 +51,7 @@ export function generateSigningKey(now: number): { key: ActiveKey; privateJwk: P
 /** Rebuild the active key from its stored private JWK; throws if the file is not what we wrote. */
 export function activeKeyFromJwk(jwk: unknown, createdAt: number): ActiveKey {
   const j = jwk as Partial<PrivateSigningJwk> | null;
-  if (!j || j.kty !== "OKP" || j.crv !== "Ed25519" || !base64url.test(j.x ?? "") || !base64url.test(j.d ?? "")) {
+  if (j?.kty !== "OKP" || j.crv !== "Ed25519" || !base64url.test(j.x ?? "") || !base64url.test(j.d ?? "")) {
     throw new Error("not an Ed25519 private JWK");
   }
   const x = j.x!;
@@ -66,7 +66,7 @@ export function activeKeyFromJwk(jwk: unknown, createdAt: number): ActiveKey {
 /** Rebuild a verification-only key from a published public JWK. */
 export function verificationKeyFromJwk(jwk: unknown, createdAt: number, retiredAt: number | null): VerificationKey {
   const j = jwk as Partial<PublicSigningJwk> | null;
-  if (!j || j.kty !== "OKP" || j.crv !== "Ed25519" || !base64url.test(j.x ?? "")) throw new Error("not an Ed25519 public JWK");
+  if (j?.kty !== "OKP" || j.crv !== "Ed25519" || !base64url.test(j.x ?? "")) throw new Error("not an Ed25519 public JWK");
   const kid = ed25519Thumbprint(j.x!);
   if (j.kid !== kid) throw new Error(`kid ${String(j.kid)} does not match the key's thumbprint`);
   const publicKey = createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: j.x! }, format: "jwk" });

@@ -52,14 +52,18 @@ export async function issueBootstrapToken(
   o: { issuer: string; mac: string; clusterId: number; now: number; ttlMs: number },
 ): Promise<{ token: string; jti: string; expiresAt: number }> {
   const jti = randomUUID();
-  const token = await sign(keyring, { cluster: o.clusterId, jti }, {
-    typ: bootstrapType,
-    audience: bootstrapAudience,
-    issuer: o.issuer,
-    subject: o.mac,
-    now: o.now,
-    ttlMs: o.ttlMs,
-  });
+  const token = await sign(
+    keyring,
+    { cluster: o.clusterId, jti },
+    {
+      typ: bootstrapType,
+      audience: bootstrapAudience,
+      issuer: o.issuer,
+      subject: o.mac,
+      now: o.now,
+      ttlMs: o.ttlMs,
+    },
+  );
   return { token, jti, expiresAt: seconds(o.now + o.ttlMs) * 1000 };
 }
 
@@ -68,14 +72,18 @@ export async function issueNodeCredential(
   keyring: Keyring,
   o: { issuer: string; machineId: number; generation: number; now: number; ttlMs: number },
 ): Promise<string> {
-  return sign(keyring, { gen: o.generation, jti: randomUUID() }, {
-    typ: nodeCredentialType,
-    audience: nodeAudience,
-    issuer: o.issuer,
-    subject: String(o.machineId),
-    now: o.now,
-    ttlMs: o.ttlMs,
-  });
+  return sign(
+    keyring,
+    { gen: o.generation, jti: randomUUID() },
+    {
+      typ: nodeCredentialType,
+      audience: nodeAudience,
+      issuer: o.issuer,
+      subject: String(o.machineId),
+      now: o.now,
+      ttlMs: o.ttlMs,
+    },
+  );
 }
 
 /** Turn whatever jose throws into our stable codes; ApiErrors from the key lookup pass through. */
@@ -96,11 +104,7 @@ function refusal(err: unknown, what: string): ApiError {
   return new ApiError("token_invalid", `the ${what} is not a well-formed signed JWT`);
 }
 
-async function verify(
-  keyring: Keyring,
-  token: string,
-  o: { issuer: string; now: number; audience: string; typ: string; what: string },
-) {
+async function verify(keyring: Keyring, token: string, o: { issuer: string; now: number; audience: string; typ: string; what: string }) {
   if (typeof token !== "string" || token.length === 0 || token.length > maxTokenLength) {
     throw new ApiError("token_invalid", `the ${o.what} is not a well-formed signed JWT`);
   }
@@ -136,11 +140,7 @@ const bootstrapClaims = z.object({
 });
 
 /** Verify a bootstrap token; throws ApiError (token_*) when it must not be accepted. */
-export async function verifyBootstrapToken(
-  keyring: Keyring,
-  token: string,
-  o: { issuer: string; now: number },
-): Promise<BootstrapClaims> {
+export async function verifyBootstrapToken(keyring: Keyring, token: string, o: { issuer: string; now: number }): Promise<BootstrapClaims> {
   const what = "bootstrap token";
   const { payload, protectedHeader } = await verify(keyring, token, { ...o, audience: bootstrapAudience, typ: bootstrapType, what });
   const claims = bootstrapClaims.safeParse(payload);
@@ -155,11 +155,7 @@ const nodeClaims = z.object({
 });
 
 /** Verify a node credential; throws ApiError (token_*) when it must not be accepted. */
-export async function verifyNodeCredential(
-  keyring: Keyring,
-  token: string,
-  o: { issuer: string; now: number },
-): Promise<NodeCredentialClaims> {
+export async function verifyNodeCredential(keyring: Keyring, token: string, o: { issuer: string; now: number }): Promise<NodeCredentialClaims> {
   const what = "node credential";
   const { payload, protectedHeader } = await verify(keyring, token, { ...o, audience: nodeAudience, typ: nodeCredentialType, what });
   const claims = nodeClaims.safeParse(payload);

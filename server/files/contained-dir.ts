@@ -19,10 +19,7 @@ export type Refusal = "nul" | "absolute" | "traversal" | "escapes-root" | "not-a
 export type Located = { kind: "file"; path: ContainedPath; size: number } | { kind: "refused"; reason: Refusal } | { kind: "missing" };
 
 /** What `open` finds for a requested name; the caller owns (and must close) `handle`. */
-export type Opened =
-  | { kind: "file"; path: ContainedPath; size: number; handle: FileHandle }
-  | { kind: "refused"; reason: Refusal }
-  | { kind: "missing" };
+export type Opened = { kind: "file"; path: ContainedPath; size: number; handle: FileHandle } | { kind: "refused"; reason: Refusal } | { kind: "missing" };
 
 /** The checks that need no file system: a name must be relative, NUL-free and never climb. */
 export function refuseByName(requested: string): Refusal | undefined {

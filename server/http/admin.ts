@@ -47,11 +47,14 @@ function nodeView(m: MachineRow) {
   };
 }
 
-
 const listQuery = z
   .object({
     state: z.enum(machineStates).optional(),
-    cluster_id: z.string().regex(/^[1-9]\d{0,14}$/, "cluster_id must be a cluster id").transform(Number).optional(),
+    cluster_id: z
+      .string()
+      .regex(/^[1-9]\d{0,14}$/, "cluster_id must be a cluster id")
+      .transform(Number)
+      .optional(),
   })
   .strict();
 
@@ -68,7 +71,13 @@ const approveBody = z
   .strict();
 
 const rejectBody = z
-  .object({ reason: z.string().max(500).regex(/^[^\x00-\x1f\x7f]*$/, "reason must be one line of text").optional() })
+  .object({
+    reason: z
+      .string()
+      .max(500)
+      .regex(/^[^\x00-\x1f\x7f]*$/, "reason must be one line of text")
+      .optional(),
+  })
   .strict();
 
 function mustGetMachine(c: { var: AppEnv["Variables"] }, id: number): MachineRow {

@@ -35,7 +35,11 @@ export const bootRoutes = new Hono<AppEnv>()
     } catch (err) {
       // A stored profile that fails the iPXE alphabet is never rendered; the console says why.
       c.var.deps.logger.error({ err, cluster: cluster.name }, "installer profile cannot be rendered as iPXE");
-      return c.body(ipxe.message(`the installer profile of cluster ${cluster.name} is invalid`, ["An admin must fix it in edgejoin. Nothing was installed."]), 200, script);
+      return c.body(
+        ipxe.message(`the installer profile of cluster ${cluster.name} is invalid`, ["An admin must fix it in edgejoin. Nothing was installed."]),
+        200,
+        script,
+      );
     }
   })
   .onError((err, c) => {

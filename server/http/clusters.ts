@@ -5,7 +5,6 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { Hono } from "hono";
-import { z } from "zod";
 import type { AppEnv } from "../context.js";
 import { ApiError } from "../errors.js";
 import { clusterCreate, clusterPatch, type ClusterPatch } from "../clusters/spec.js";
@@ -13,7 +12,6 @@ import { createCluster, defaultInstaller, getCluster, listClusters, updateCluste
 import { getQuorum } from "../store/quorum.js";
 import { adminActor, adminAuth } from "./middleware/admin-auth.js";
 import { idParam, limitJsonBody, validate } from "./middleware/validate.js";
-
 
 /** A cluster as the API shows it: snake_case, no secrets. */
 function present(c: ClusterRow) {

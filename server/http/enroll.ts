@@ -2,7 +2,7 @@
 import { Hono } from "hono";
 import type { AppEnv } from "../context.js";
 import { enrollRequest } from "../enrollment/enroll.js";
-import { issueNodeCredential, verifyBootstrapToken } from "../enrollment/tokens.js";
+import { type BootstrapClaims, issueNodeCredential, verifyBootstrapToken } from "../enrollment/tokens.js";
 import { ApiError } from "../errors.js";
 import { enrollMachine, recordEnrollRefusal } from "../store/enrollment.js";
 import { limitJsonBody, validate } from "./middleware/validate.js";
@@ -11,7 +11,7 @@ export const enrollRoutes = new Hono<AppEnv>().post("/api/v1/enroll", limitJsonB
   const request = c.req.valid("json");
   const { db, keyring, config, clock, logger } = c.var.deps;
   const sourceIp = c.var.sourceIp;
-  let claims;
+  let claims: BootstrapClaims;
   try {
     claims = await verifyBootstrapToken(keyring, request.token, { issuer: config.publicUrl, now: clock() });
   } catch (err) {
@@ -21,7 +21,7 @@ export const enrollRoutes = new Hono<AppEnv>().post("/api/v1/enroll", limitJsonB
     }
     throw err;
   }
-  let enrolled;
+  let enrolled: ReturnType<typeof enrollMachine>;
   try {
     enrolled = enrollMachine(db, { claims, request, sourceIp, now: clock() });
   } catch (err) {

@@ -15,9 +15,7 @@ import { nodeAuth } from "./middleware/node-auth.js";
 import { limitJsonBody, validate } from "./middleware/validate.js";
 
 /** What a config request gets: wait (202) or the config (200). */
-export type NodeConfigDecision =
-  | { kind: "wait"; reason: WaitReason | "pending_approval"; retryAfter: number }
-  | { kind: "config"; body: NodeConfigBody };
+export type NodeConfigDecision = { kind: "wait"; reason: WaitReason | "pending_approval"; retryAfter: number } | { kind: "config"; body: NodeConfigBody };
 
 /** A config request of a machine with a valid credential: the quorum gives or keeps its seat, then its config is rendered. */
 export function answerConfigRequest(deps: Deps, machine: Pick<MachineRow, "id">): NodeConfigDecision {
@@ -27,7 +25,11 @@ export function answerConfigRequest(deps: Deps, machine: Pick<MachineRow, "id">)
 }
 
 /** A progress report from a machine's agent, applied to its seat; the stored event comes back. */
-export function answerNodeEvent(deps: Deps, machine: Pick<MachineRow, "id">, event: { type: string; detail?: string | undefined; caHash?: string | null | undefined }) {
+export function answerNodeEvent(
+  deps: Deps,
+  machine: Pick<MachineRow, "id">,
+  event: { type: string; detail?: string | undefined; caHash?: string | null | undefined },
+) {
   try {
     return recordNodeEvent(deps.db, machine.id, event, { now: deps.clock(), leaseMs: deps.config.roleLeaseMs });
   } catch (err) {

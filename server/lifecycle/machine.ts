@@ -120,7 +120,8 @@ export function configGate(m: ConfigGateView): ConfigGate {
     case "pending":
       return { kind: "wait", reason: "pending_approval" };
     case "failed":
-      if (m.seatRevokedAt !== null) return { kind: "stop", code: "seat_revoked", message: "this machine's quorum seat was taken back; an admin must approve it again" };
+      if (m.seatRevokedAt !== null)
+        return { kind: "stop", code: "seat_revoked", message: "this machine's quorum seat was taken back; an admin must approve it again" };
       if (m.role === null) return { kind: "stop", code: "invalid_state", message: "this machine reported a failure; an admin must approve it again" };
       break;
     default:

@@ -11,10 +11,7 @@ export const hostnamePlaceholders = ["{mac}", "{id}", "{cluster}"] as const;
 
 /** Expand a hostname pattern: `{mac}` is the MAC's 12 hex digits, `{id}` the machine id, `{cluster}` the cluster name. */
 export function expandHostnamePattern(pattern: string, machine: { id: number; mac: string }, clusterName: string): string {
-  return pattern
-    .replaceAll("{mac}", machine.mac.replaceAll(":", "").toLowerCase())
-    .replaceAll("{id}", String(machine.id))
-    .replaceAll("{cluster}", clusterName);
+  return pattern.replaceAll("{mac}", machine.mac.replaceAll(":", "").toLowerCase()).replaceAll("{id}", String(machine.id)).replaceAll("{cluster}", clusterName);
 }
 
 /** Why a hostname pattern cannot be used, or undefined when it always yields a DNS label. */
@@ -26,7 +23,8 @@ export function hostnamePatternProblem(pattern: string): string | undefined {
   const longest = pattern.replaceAll("{mac}", "a".repeat(12)).replaceAll("{id}", "9".repeat(10)).replaceAll("{cluster}", "c".repeat(63));
   const shortest = pattern.replaceAll("{mac}", "a".repeat(12)).replaceAll("{id}", "1").replaceAll("{cluster}", "c");
   if (!dnsLabelPattern.test(shortest)) return "hostname_pattern must expand to a DNS label: start and end with a letter or digit";
-  if (longest.length > 63 && pattern.includes("{cluster}")) return "hostname_pattern with {cluster} may exceed 63 characters; drop {cluster} or shorten the pattern";
+  if (longest.length > 63 && pattern.includes("{cluster}"))
+    return "hostname_pattern with {cluster} may exceed 63 characters; drop {cluster} or shorten the pattern";
   if (longest.length > 63) return "hostname_pattern expands to more than 63 characters";
   return undefined;
 }

@@ -66,7 +66,12 @@ export function formFor(role: MachineRole, selfId: number, servers: MachineRow[]
 }
 
 /** The whole `200` body for a seat holder, from the rows read in the transaction that gave the seat. */
-export function renderNodeConfig(o: { cluster: ClusterRow; machine: MachineRow & { role: MachineRole }; servers: MachineRow[]; artifacts: ArtifactLookup }): NodeConfigBody {
+export function renderNodeConfig(o: {
+  cluster: ClusterRow;
+  machine: MachineRow & { role: MachineRole };
+  servers: MachineRow[];
+  artifacts: ArtifactLookup;
+}): NodeConfigBody {
   const { cluster, machine, servers, artifacts } = o;
   const form = formFor(machine.role, machine.id, servers);
   const configYaml = renderK3sConfig({

@@ -40,9 +40,7 @@ export type Asker = {
 };
 
 /** The answer for one ask: give (or keep) a seat and release the config, or wait. */
-export type SeatDecision =
-  | { kind: "release"; role: SeatRole; newSeat: boolean }
-  | { kind: "wait"; reason: WaitReason };
+export type SeatDecision = { kind: "release"; role: SeatRole; newSeat: boolean } | { kind: "wait"; reason: WaitReason };
 
 const isServer = (h: SeatHolder) => h.role === "init" || h.role === "server";
 const isReady = (h: SeatHolder) => h.state === "joined" && h.readyAt !== null;
@@ -68,8 +66,7 @@ export function decideSeat(q: QuorumView, asker: Asker, opts: { serverPreferredW
 
   const servers = q.holders.filter(isServer);
   const serverReady = servers.some(isReady);
-  const agentSeat = (): SeatDecision =>
-    serverReady ? { kind: "release", role: "agent", newSeat: true } : { kind: "wait", reason: "waiting_for_server" };
+  const agentSeat = (): SeatDecision => (serverReady ? { kind: "release", role: "agent", newSeat: true } : { kind: "wait", reason: "waiting_for_server" });
 
   if (asker.preference === "agent") return agentSeat();
 

@@ -118,15 +118,16 @@ export function parseCloudConfig(text: string, what: string): Record<string, unk
 }
 
 /** A host name cloud-init and k3s both accept: one RFC 1123 label, lower case. */
-export const hostnameLabel = z
-  .string()
-  .regex(dnsLabelPattern, "a host name must be one RFC 1123 label: a-z, 0-9 and inner hyphens, at most 63 characters");
+export const hostnameLabel = z.string().regex(dnsLabelPattern, "a host name must be one RFC 1123 label: a-z, 0-9 and inner hyphens, at most 63 characters");
 
 /** A cluster's own user-data template: a path relative to the templates folder that never climbs out. */
 export const userDataTemplatePath = z
   .string()
   .max(200)
-  .regex(/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/, "user_data_template must be a relative path inside the templates folder, e.g. cloud-init/site.user-data.mustache")
+  .regex(
+    /^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/,
+    "user_data_template must be a relative path inside the templates folder, e.g. cloud-init/site.user-data.mustache",
+  )
   .refine((p) => !p.split("/").includes(".."), "user_data_template must not contain ..")
   .transform((p) => p.replace(/\.mustache$/, ""));
 

@@ -12,10 +12,13 @@ export const ipxeToken = z
   .string()
   .min(1)
   .max(2048)
-  .regex(/^[A-Za-z0-9._~:/?#\[\]@!&()*+,;=%-]+$/, "only URL characters, no spaces, quotes or $");
+  .regex(/^[A-Za-z0-9._~:/?#[\]@!&()*+,;=%-]+$/, "only URL characters, no spaces, quotes or $");
 
 /** Free text echoed to the console (a fixed message of ours, never input): letters, digits, punctuation, spaces. */
-const ipxeMessage = z.string().max(200).regex(/^[A-Za-z0-9 .,:()'/_-]*$/);
+const ipxeMessage = z
+  .string()
+  .max(200)
+  .regex(/^[A-Za-z0-9 .,:()'/_-]*$/);
 
 /** Kernel arguments as space-separated tokens, each checked alone. */
 export function splitKernelArgs(args: string): string[] {
@@ -52,13 +55,18 @@ export class IpxeRenderer {
     const seed = `ds=nocloud-net;s=${this.publicUrl}/cloud-init/${opts.mac}/`;
     const initrds = installer.initrd_urls.map((url) => {
       // UEFI iPXE hands the kernel only initrds named on its command line (`initrd=NAME`).
-      return { url, name: url.replace(/[?#].*$/, "").split("/").pop() || "initrd" };
+      return {
+        url,
+        name:
+          url
+            .replace(/[?#].*$/, "")
+            .split("/")
+            .pop() || "initrd",
+      };
     });
     const kernelArgs = [
       ...initrds.map((i) => `initrd=${i.name}`),
-      ...(installer.kind === "ubuntu-autoinstall" && installer.iso_url
-        ? [`url=${installer.iso_url}`, "autoinstall"]
-        : []),
+      ...(installer.kind === "ubuntu-autoinstall" && installer.iso_url ? [`url=${installer.iso_url}`, "autoinstall"] : []),
       ...splitKernelArgs(installer.kernel_args),
       seed,
     ];

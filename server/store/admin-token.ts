@@ -28,7 +28,9 @@ export function ensureAdminToken(db: Db, opts: { configured: string | undefined;
       // 32 random bytes, base64url: 43 characters, above the 24 EDGEJOIN_ADMIN_TOKEN requires.
       const created = randomBytes(32).toString("base64url");
       const hash = hashAdminToken(created);
-      tx.insert(settings).values({ key: settingKey, value: hash.toString("hex") }).run();
+      tx.insert(settings)
+        .values({ key: settingKey, value: hash.toString("hex") })
+        .run();
       recordAudit(tx, { at: opts.now, actor: "system", action: "admin_token.created" });
       return { hash, created };
     },

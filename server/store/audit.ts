@@ -1,6 +1,6 @@
 /** The audit log: every state change, who made it, from where. */
 import { desc, eq } from "drizzle-orm";
-import type { Db, Queryable } from "../../db/client.js";
+import type { Queryable } from "../../db/client.js";
 import { auditEvents } from "../../db/schema.js";
 
 export type AuditEntry = {
@@ -32,5 +32,8 @@ export function recordAudit(db: Queryable, entry: AuditEntry): void {
 export function listAudit(db: Queryable, opts: { machineId?: number; limit?: number } = {}) {
   const q = db.select().from(auditEvents);
   const filtered = opts.machineId === undefined ? q : q.where(eq(auditEvents.machineId, opts.machineId));
-  return filtered.orderBy(desc(auditEvents.id)).limit(opts.limit ?? 200).all();
+  return filtered
+    .orderBy(desc(auditEvents.id))
+    .limit(opts.limit ?? 200)
+    .all();
 }

@@ -22,7 +22,10 @@ function matchesPreRegistration(_tx: Queryable, _machine: { mac: string; uuid?: 
 }
 
 /** Enroll with a verified bootstrap token; a replayed `jti` is refused. */
-export function enrollMachine(db: Db, o: { claims: BootstrapClaims; request: EnrollRequest; sourceIp: string; now: number }): { machine: MachineRow; created: boolean } {
+export function enrollMachine(
+  db: Db,
+  o: { claims: BootstrapClaims; request: EnrollRequest; sourceIp: string; now: number },
+): { machine: MachineRow; created: boolean } {
   const { claims, request, now } = o;
   return transact(db, (tx) => {
     const existing = getMachineByMac(tx, request.mac);

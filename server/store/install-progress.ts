@@ -16,7 +16,10 @@ function sha256Hex(text: string): string {
 /** A fresh progress token for the machine; the previous one stops working. Returns the token itself. */
 export function issueProgressToken(db: Queryable, machineId: number): string {
   const token = randomBytes(32).toString("base64url");
-  db.update(machines).set({ progressTokenHash: sha256Hex(token) }).where(eq(machines.id, machineId)).run();
+  db.update(machines)
+    .set({ progressTokenHash: sha256Hex(token) })
+    .where(eq(machines.id, machineId))
+    .run();
   return token;
 }
 
@@ -27,7 +30,7 @@ export function machineForProgressToken(db: Queryable, mac: string, token: strin
   const presented = Buffer.from(sha256Hex(token), "hex");
   const stored = Buffer.from(m?.progressTokenHash ?? "0".repeat(64), "hex");
   const same = stored.length === presented.length && timingSafeEqual(stored, presented);
-  return m && m.progressTokenHash && same ? m : undefined;
+  return m?.progressTokenHash && same ? m : undefined;
 }
 
 /** One thing the installer told us: a reporting event or an uploaded log. */

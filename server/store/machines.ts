@@ -41,7 +41,11 @@ export function moved(event: MachineEvent, m: LifecycleView, now: number): { sta
  * `discovered` in its matching cluster and writes an audit event; later sights refresh last
  * seen, last IP and any identity fields it now reports.
  */
-export function recordSighting(db: Db, identity: MachineIdentity, sighting: { ip: string | undefined; now: number; via: string }): { machine: MachineRow; created: boolean } {
+export function recordSighting(
+  db: Db,
+  identity: MachineIdentity,
+  sighting: { ip: string | undefined; now: number; via: string },
+): { machine: MachineRow; created: boolean } {
   return transact(db, (tx) => {
     const existing = getMachineByMac(tx, identity.mac);
     if (existing) {
@@ -102,7 +106,9 @@ export function listMachines(db: Queryable, filter: { state?: MachineState | und
   return db
     .select()
     .from(machines)
-    .where(and(filter.state ? eq(machines.state, filter.state) : undefined, filter.clusterId !== undefined ? eq(machines.clusterId, filter.clusterId) : undefined))
+    .where(
+      and(filter.state ? eq(machines.state, filter.state) : undefined, filter.clusterId !== undefined ? eq(machines.clusterId, filter.clusterId) : undefined),
+    )
     .orderBy(machines.id)
     .all();
 }

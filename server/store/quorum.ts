@@ -144,7 +144,14 @@ export function claimSeat(db: Db, machineId: number, t: QuorumClock): SeatAnswer
         .where(eq(machines.id, self.id))
         .returning()
         .get();
-      recordAudit(tx, { at: t.now, actor: "system", action: "quorum.seat_assigned", machineId: m.id, clusterId: cluster.id, detail: { role, node_name: hostname, preference: m.rolePreference } });
+      recordAudit(tx, {
+        at: t.now,
+        actor: "system",
+        action: "quorum.seat_assigned",
+        machineId: m.id,
+        clusterId: cluster.id,
+        detail: { role, node_name: hostname, preference: m.rolePreference },
+      });
       if (role !== "agent") servers = serverHolders(tx, cluster.id);
     } else if (self.state === "approved") {
       // It holds a seat yet came back through approval (re-imaged): it is installing again.
@@ -207,9 +214,20 @@ export function recordNodeEvent(db: Db, machineId: number, event: NodeEventInput
         return refuse(plan.code, plan.message, { split_brain_risk: { why: plan.why, ...detail } });
       }
       case "failure_without_seat":
-        recordAudit(tx, { at: t.now, actor, action: "machine.failure_reported", machineId: m.id, clusterId: m.clusterId, detail: { detail: event.detail ?? null } });
+        recordAudit(tx, {
+          at: t.now,
+          actor,
+          action: "machine.failure_reported",
+          machineId: m.id,
+          clusterId: m.clusterId,
+          detail: { detail: event.detail ?? null },
+        });
         // Already failed (or turned away): the report is recorded, the state stays.
-        if (allows("report_failure", m)) tx.update(machines).set(moved("report_failure", m, t.now)).where(eq(machines.id, m.id)).run();
+        if (allows("report_failure", m))
+          tx.update(machines)
+            .set(moved("report_failure", m, t.now))
+            .where(eq(machines.id, m.id))
+            .run();
         break;
       case "k3s_started":
         if (plan.setMachineStarted) tx.update(machines).set({ k3sStartedAt: t.now }).where(eq(machines.id, m.id)).run();
@@ -226,7 +244,14 @@ export function recordNodeEvent(db: Db, machineId: number, event: NodeEventInput
         if (plan.setClusterCaHash) change.caHash = plan.caHash;
         if (cluster!.formedAt === null && isFormed(quorumView(cluster!, serverHolders(tx, cluster!.id)))) change.formedAt = t.now;
         if (Object.keys(change).length > 0) tx.update(clusters).set(change).where(eq(clusters.id, cluster!.id)).run();
-        recordAudit(tx, { at: t.now, actor, action: "machine.joined", machineId: m.id, clusterId: cluster!.id, detail: { role: m.role, ca_hash: plan.caHash } });
+        recordAudit(tx, {
+          at: t.now,
+          actor,
+          action: "machine.joined",
+          machineId: m.id,
+          clusterId: cluster!.id,
+          detail: { role: m.role, ca_hash: plan.caHash },
+        });
         break;
       }
       case "failed":

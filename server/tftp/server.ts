@@ -141,10 +141,7 @@ export async function startTftpServer(opts: TftpOptions): Promise<TftpServer> {
     // reported below
   }
   if (!bootDirExists) {
-    logger.warn(
-      { bootDir: opts.bootDir },
-      "EDGEJOIN_BOOT_DIR is not a directory: TFTP serves only the iPXE binaries from the ipxe dir and generated files",
-    );
+    logger.warn({ bootDir: opts.bootDir }, "EDGEJOIN_BOOT_DIR is not a directory: TFTP serves only the iPXE binaries from the ipxe dir and generated files");
   }
 
   const active = new Set<tftp.GetStream>();

@@ -30,7 +30,7 @@ const strings = [
   "ünïcødé ✓ 日本語",
   "emoji 😀 and 𝄞 (surrogate pairs)",
   "\u2028\u2029\u0085\u00a0",
-  "cluster-init: true\ntoken: \"K10abc::server:secret\"\nnode-label:\n  - \"a=b\"\n",
+  'cluster-init: true\ntoken: "K10abc::server:secret"\nnode-label:\n  - "a=b"\n',
   "",
 ];
 
@@ -56,13 +56,16 @@ describe("agent json_get", () => {
 });
 
 describe("agent json_str", () => {
-  it.each(strings.map((s) => [JSON.stringify(s).slice(0, 30), s]))("%s → a JSON string that parses back (control characters other than tab and newline dropped)", (_l, value) => {
-    const r = withAgentFunctions('json_str "$(cat)"', value);
-    expect(r.status).toBe(0);
-    // $(cat) drops trailing newlines and the writer drops CR: that is what the agent sends.
-    const expected = value.replace(/\n+$/, "").replace(/\r/g, "");
-    expect(JSON.parse(r.stdout.toString("utf8"))).toBe(expected);
-  });
+  it.each(strings.map((s) => [JSON.stringify(s).slice(0, 30), s]))(
+    "%s → a JSON string that parses back (control characters other than tab and newline dropped)",
+    (_l, value) => {
+      const r = withAgentFunctions('json_str "$(cat)"', value);
+      expect(r.status).toBe(0);
+      // $(cat) drops trailing newlines and the writer drops CR: that is what the agent sends.
+      const expected = value.replace(/\n+$/, "").replace(/\r/g, "");
+      expect(JSON.parse(r.stdout.toString("utf8"))).toBe(expected);
+    },
+  );
 });
 
 describe("agent systemd unit", () => {
@@ -72,9 +75,7 @@ describe("agent systemd unit", () => {
     writeFileSync(file, readFileSync(unit));
     const r = spawnSync("systemd-analyze", ["verify", "--man=no", file], { encoding: "utf8", timeout: 30_000 });
     if (r.error) throw r.error;
-    const complaints = r.stderr
-      .split("\n")
-      .filter((l) => l.trim() !== "" && !l.includes(`Command ${agentPaths.script} is not executable`));
+    const complaints = r.stderr.split("\n").filter((l) => l.trim() !== "" && !l.includes(`Command ${agentPaths.script} is not executable`));
     expect(complaints).toEqual([]);
   });
 

@@ -165,7 +165,10 @@ describe("edgejoin-agent (sh) against a running edgejoin", () => {
     const paths = await prepareMachine(ej, mac, root);
 
     const first = runAgent(paths);
-    await waitFor("pending machine polling for approval", () => machineByMac(ej, mac)?.state === "pending" && stateFile(paths, "status").includes("pending_approval"));
+    await waitFor(
+      "pending machine polling for approval",
+      () => machineByMac(ej, mac)?.state === "pending" && stateFile(paths, "status").includes("pending_approval"),
+    );
     const m = machineByMac(ej, mac)!;
     expect(m).toMatchObject({ uuid: "8c3a5e2b-1d4f-4b6a-9c2e-7f1a0b3c4d5e", serial: "SN-0001" });
     // The credential is root-only, the spent bootstrap token gone.
@@ -203,7 +206,9 @@ describe("edgejoin-agent (sh) against a running edgejoin", () => {
     const paths = await prepareMachine(ej, mac, root);
     mkdirSync(join(paths.k3sData, "server/tls"), { recursive: true });
     writeFileSync(join(paths.k3sData, "server/tls/server-ca.crt"), "-----BEGIN CERTIFICATE-----\nfake\n-----END CERTIFICATE-----\n");
-    const caHash = createHash("sha256").update(readFileSync(join(paths.k3sData, "server/tls/server-ca.crt"))).digest("hex");
+    const caHash = createHash("sha256")
+      .update(readFileSync(join(paths.k3sData, "server/tls/server-ca.crt")))
+      .digest("hex");
 
     const run = runAgent(paths);
     await waitFor("pending", () => machineByMac(ej, mac)?.state === "pending");
@@ -223,7 +228,9 @@ describe("edgejoin-agent (sh) against a running edgejoin", () => {
 
     // What the server handed out is exactly what landed on disk, root-only.
     const credential = stateFile(paths, "credential").trim();
-    const config = (await (await fetch(`${ej.url}/api/v1/node/config`, { headers: { authorization: `Bearer ${credential}` } })).json()) as { config_yaml: string };
+    const config = (await (await fetch(`${ej.url}/api/v1/node/config`, { headers: { authorization: `Bearer ${credential}` } })).json()) as {
+      config_yaml: string;
+    };
     expect(readFileSync(paths.k3sConfig, "utf8")).toBe(config.config_yaml);
     expect(config.config_yaml).toContain("cluster-init: true");
     expect(statSync(paths.k3sConfig).mode & 0o777).toBe(0o600);

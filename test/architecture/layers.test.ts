@@ -24,7 +24,12 @@ function importsOf(file: string): Import[] {
   const found: Import[] = [];
   for (const m of text.matchAll(/^(?:import|export)\s+(type\s+)?(?:[^;]*?\sfrom\s+)?"([^"]+)"/gms)) {
     const spec = m[2]!;
-    const target = spec.startsWith(".") ? relative(root, resolve(root, dirname(file), spec)).split(sep).join("/").replace(/\.js$/, ".ts") : spec;
+    const target = spec.startsWith(".")
+      ? relative(root, resolve(root, dirname(file), spec))
+          .split(sep)
+          .join("/")
+          .replace(/\.js$/, ".ts")
+      : spec;
     found.push({ file, target, typeOnly: Boolean(m[1]) });
   }
   return found;
@@ -73,17 +78,24 @@ describe("import direction: handlers → store → core rules", () => {
 
   it("no handler imports another handler (middleware and the error handler are shared)", () => {
     const shared = (t: string) => t.startsWith("server/http/middleware/") || t === "server/http/error-handler.ts";
-    const bad = imports.filter((i) => i.file.startsWith("server/http/") && i.target.startsWith("server/http/") && !shared(i.target) && !i.file.startsWith("server/http/middleware/"));
+    const bad = imports.filter(
+      (i) => i.file.startsWith("server/http/") && i.target.startsWith("server/http/") && !shared(i.target) && !i.file.startsWith("server/http/middleware/"),
+    );
     expect(show(bad)).toEqual([]);
   });
 
   it("db/ imports nothing from server/ but the lifecycle's vocabulary, as types", () => {
-    const bad = imports.filter((i) => i.file.startsWith("db/") && i.target.startsWith("server/") && !(i.typeOnly && i.target === "server/lifecycle/machine.ts"));
+    const bad = imports.filter(
+      (i) => i.file.startsWith("db/") && i.target.startsWith("server/") && !(i.typeOnly && i.target === "server/lifecycle/machine.ts"),
+    );
     expect(show(bad)).toEqual([]);
   });
 
   it("no server source file is over 400 lines", () => {
-    const long = files.filter((f) => f.startsWith("server/")).map((f) => [f, readFileSync(join(root, f), "utf8").split("\n").length] as const).filter(([, n]) => n > 400);
+    const long = files
+      .filter((f) => f.startsWith("server/"))
+      .map((f) => [f, readFileSync(join(root, f), "utf8").split("\n").length] as const)
+      .filter(([, n]) => n > 400);
     expect(long).toEqual([]);
   });
 });

@@ -61,17 +61,14 @@ describe("GET /boot.ipxe", () => {
     expect(db.select().from(auditEvents).where(eq(auditEvents.action, "machine.discovered")).all()).toHaveLength(1);
   });
 
-  it.each([
-    ["52:54:00:12:34:56"],
-    ["52-54-00-12-34-56"],
-    ["5254.0012.3456"],
-    ["525400123456"],
-    ["52:54:00:12:34:56".toUpperCase()],
-  ])("MAC written as %s → stored as 52:54:00:12:34:56", async (mac) => {
-    const { app, db } = makeTestApp();
-    await app.request(`/boot.ipxe?mac=${encodeURIComponent(mac)}`);
-    expect(db.select().from(machines).get()?.mac).toBe("52:54:00:12:34:56");
-  });
+  it.each([["52:54:00:12:34:56"], ["52-54-00-12-34-56"], ["5254.0012.3456"], ["525400123456"], ["52:54:00:12:34:56".toUpperCase()]])(
+    "MAC written as %s → stored as 52:54:00:12:34:56",
+    async (mac) => {
+      const { app, db } = makeTestApp();
+      await app.request(`/boot.ipxe?mac=${encodeURIComponent(mac)}`);
+      expect(db.select().from(machines).get()?.mac).toBe("52:54:00:12:34:56");
+    },
+  );
 
   const installStates: MachineState[] = ["discovered", "pending", "approved", "provisioning", "failed"];
   it.each(installStates)("state %s → installer script", async (state) => {
@@ -129,7 +126,9 @@ describe("GET /boot.ipxe", () => {
       })
       .run();
     const text = await (await app.request(`/boot.ipxe?${identity}`)).text();
-    expect(text).toContain("kernel http://mirror.example.test/images/vmlinuz initrd=initrd.img initrd=firmware.cpio ds=nocloud-net;s=http://10.77.0.1:8080/cloud-init/52:54:00:12:34:56/ ||");
+    expect(text).toContain(
+      "kernel http://mirror.example.test/images/vmlinuz initrd=initrd.img initrd=firmware.cpio ds=nocloud-net;s=http://10.77.0.1:8080/cloud-init/52:54:00:12:34:56/ ||",
+    );
     expect(text).toContain("initrd --name initrd.img http://10.77.0.1:8080/artifacts/local/initrd.img");
   });
 });

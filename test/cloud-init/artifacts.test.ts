@@ -78,7 +78,9 @@ describe("installer URLs in /boot.ipxe", () => {
   it("files present in the artifacts folder → served by edgejoin; absent ones → the cluster's mirror", async () => {
     const { app: a, db } = app();
     const cluster = db.select().from(clusters).get()!;
-    db.update(clusters).set({ installer: { ...cluster.installer, mirror_url: "http://mirror.example/ubuntu-24.04/" } }).run();
+    db.update(clusters)
+      .set({ installer: { ...cluster.installer, mirror_url: "http://mirror.example/ubuntu-24.04/" } })
+      .run();
     const script = await (await a.request(`/boot.ipxe?${identity}`)).text();
     expect(script).toContain("kernel http://10.77.0.1:8080/artifacts/ubuntu/casper/vmlinuz ");
     expect(script).toContain("initrd --name initrd http://mirror.example/ubuntu-24.04/ubuntu/casper/initrd");

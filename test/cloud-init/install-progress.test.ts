@@ -30,11 +30,19 @@ describe("POST /install-progress/:mac (the installer's webhook)", () => {
   it("events and an error log with the machine's token → stored on that machine, source installer; a failure is audited", async () => {
     const { app, db } = makeTestApp();
     const urls = await installerUrls(app);
-    const start = await app.request(urls.events, { method: "POST", body: JSON.stringify({ ...finishFail, event_type: "start", result: undefined }), headers: { "content-type": "application/x-www-form-urlencoded" } });
+    const start = await app.request(urls.events, {
+      method: "POST",
+      body: JSON.stringify({ ...finishFail, event_type: "start", result: undefined }),
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+    });
     expect(start.status).toBe(202);
     const fail = await app.request(urls.events, { method: "POST", body: JSON.stringify(finishFail) });
     expect(fail.status).toBe(202);
-    const log = await app.request(`${urls.log}&file=curtin-install.log`, { method: "POST", body: "curtin: disk not found\n", headers: { "content-type": "text/plain" } });
+    const log = await app.request(`${urls.log}&file=curtin-install.log`, {
+      method: "POST",
+      body: "curtin: disk not found\n",
+      headers: { "content-type": "text/plain" },
+    });
     expect(log.status).toBe(202);
 
     const m = db.select().from(machines).get()!;

@@ -2,7 +2,18 @@
 import { describe, expect, it } from "vitest";
 import { toYaml } from "../../server/render/cloud-init.js";
 import { cloudInitSchema, expectValidUserData, pyyamlLoad } from "./cloud-init-tools.js";
-import { cloudImageView, expectHostileRoundTrip, file, hostile, renderer, rendererWith, siteExpected, siteKeys, siteTemplate, type Doc } from "./hostile-values.js";
+import {
+  cloudImageView,
+  expectHostileRoundTrip,
+  file,
+  hostile,
+  renderer,
+  rendererWith,
+  siteExpected,
+  siteKeys,
+  siteTemplate,
+  type Doc,
+} from "./hostile-values.js";
 
 describe("YAML escaping of rendered cloud-config, read by cloud-init", () => {
   it.each(hostile.map((v) => [JSON.stringify(v).slice(0, 40), v]))("hostile value %s → PyYAML gets it back unchanged", (_label, value) => {

@@ -2,7 +2,18 @@
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { CloudConfigTemplateError, toYaml, yamlFlow } from "../../server/render/cloud-init.js";
-import { cloudImageView, expectHostileRoundTrip, file, hostile, renderer, rendererWith, siteExpected, siteKeys, siteTemplate, type Doc } from "./hostile-values.js";
+import {
+  cloudImageView,
+  expectHostileRoundTrip,
+  file,
+  hostile,
+  renderer,
+  rendererWith,
+  siteExpected,
+  siteKeys,
+  siteTemplate,
+  type Doc,
+} from "./hostile-values.js";
 
 describe("YAML escaping of rendered cloud-config", () => {
   it.each(hostile.map((v) => [JSON.stringify(v).slice(0, 40), v]))("hostile value %s → a YAML 1.1 reader gets it back unchanged", (_label, value) => {

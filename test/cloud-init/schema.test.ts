@@ -11,7 +11,9 @@ const mac = "52:54:00:12:34:56";
 async function userData(kind: "ubuntu-autoinstall" | "cloud-image", extra: Record<string, unknown> = {}): Promise<string> {
   const { app, db } = makeTestApp();
   const cluster = db.select().from(clusters).get()!;
-  db.update(clusters).set({ installer: { ...cluster.installer, kind, ...extra } }).run();
+  db.update(clusters)
+    .set({ installer: { ...cluster.installer, kind, ...extra } })
+    .run();
   const res = await app.request(`/cloud-init/${mac}/user-data`);
   expect(res.status).toBe(200);
   return res.text();

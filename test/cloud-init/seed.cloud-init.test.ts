@@ -34,13 +34,11 @@ describe("GET /cloud-init/:mac/user-data → cloud-init's schema check accepts i
     );
     const site = makeTestApp({ env: { EDGEJOIN_TEMPLATES_DIR: dir } });
     const siteCluster = site.db.select().from(clusters).get()!;
-    site.db.update(clusters).set({ userDataTemplate: "cloud-init/site.user-data.mustache", installer: { ...siteCluster.installer, kind: "cloud-image" } }).run();
+    site.db
+      .update(clusters)
+      .set({ userDataTemplate: "cloud-init/site.user-data.mustache", installer: { ...siteCluster.installer, kind: "cloud-image" } })
+      .run();
 
-    expectValidUserData(
-      await userData(autoinstall.app),
-      await userData(autoinstall.app),
-      await userData(cloudImage.app),
-      await userData(site.app),
-    );
+    expectValidUserData(await userData(autoinstall.app), await userData(autoinstall.app), await userData(cloudImage.app), await userData(site.app));
   });
 });

@@ -18,7 +18,13 @@ describe("GET /cloud-init/:mac/* refusals", () => {
       expect(await res.json()).toMatchObject({ error: "invalid_mac" });
     }
     expect(db.select().from(machines).all()).toHaveLength(0);
-    expect(db.select().from(auditEvents).all().filter((a) => a.action !== "cluster.created")).toHaveLength(0);
+    expect(
+      db
+        .select()
+        .from(auditEvents)
+        .all()
+        .filter((a) => a.action !== "cluster.created"),
+    ).toHaveLength(0);
   });
 
   it("a file NoCloud does not have → 404 JSON, nothing stored", async () => {

@@ -13,10 +13,8 @@ const mac = "52:54:00:12:34:56";
 type WriteFile = { path: string; content: string; permissions: string };
 
 /** The user-data with its secrets replaced by placeholders, for golden files and reports. */
-export function redactUserData(text: string): string {
-  return text
-    .replace(/eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+/g, "<bootstrap-token>")
-    .replace(/token=[A-Za-z0-9_%-]+/g, "token=<progress-token>");
+function redactUserData(text: string): string {
+  return text.replace(/eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+/g, "<bootstrap-token>").replace(/token=[A-Za-z0-9_%-]+/g, "token=<progress-token>");
 }
 
 function writeFiles(doc: { write_files: WriteFile[] }) {
@@ -58,7 +56,13 @@ describe("GET /cloud-init/:mac/*", () => {
     await app.request(`/cloud-init/${mac}/meta-data`);
     const res = await app.request(`/cloud-init/52:54:00:00:00:02/meta-data`);
     expect(await res.text()).toContain("local-hostname: edge-default-2\n");
-    expect(db.select({ h: machines.hostname }).from(machines).all().map((r) => r.h)).toEqual(["edge-default", "edge-default-2"]);
+    expect(
+      db
+        .select({ h: machines.hostname })
+        .from(machines)
+        .all()
+        .map((r) => r.h),
+    ).toEqual(["edge-default", "edge-default-2"]);
   });
 
   it("network-config → v2 DHCP on the NIC with this MAC", async () => {
@@ -123,7 +127,9 @@ describe("GET /cloud-init/:mac/*", () => {
     );
     const { app, db } = makeTestApp({ env: { EDGEJOIN_TEMPLATES_DIR: dir } });
     const cluster = db.select().from(clusters).get()!;
-    db.update(clusters).set({ userDataTemplate: "cloud-init/site.user-data.mustache", installer: { ...cluster.installer, kind: "cloud-image" } }).run();
+    db.update(clusters)
+      .set({ userDataTemplate: "cloud-init/site.user-data.mustache", installer: { ...cluster.installer, kind: "cloud-image" } })
+      .run();
     const text = await (await app.request(`/cloud-init/${mac}/user-data`)).text();
     const doc = parse(text, { version: "1.1" }) as { timezone: string; write_files: WriteFile[] };
     expect(doc.timezone).toBe("Europe/Berlin");

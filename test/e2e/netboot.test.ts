@@ -118,16 +118,23 @@ describe("netboot with real firmware", () => {
 
       // The install script names the cluster's kernel: iPXE asking for it proves it ran that script.
       const kernelPath = "/artifacts/ubuntu/casper/vmlinuz";
-      const kernelFetch = await waitFor(`${vm.name} to run the installer script (GET ${kernelPath})`, () => {
-        const packets = readPcap(capture.file);
-        const binaries = tftpTransfers(packets).filter((t) => t.clientMac === machine.mac && t.complete);
-        if (binaries.length > 1) throw new Error(`boot loop: ${vm.name} fetched an iPXE binary ${binaries.length} times; the site's DHCP server must hand iPXE (user-class iPXE) the /boot.ipxe URL`);
-        return httpExchanges(packets, siteAddressing.httpPort).find((x) => x.clientMac === machine.mac && x.target === kernelPath);
-      }, {
-        timeoutMs: 120_000,
-        intervalMs: 500,
-        failIf: deadProcess,
-      });
+      const kernelFetch = await waitFor(
+        `${vm.name} to run the installer script (GET ${kernelPath})`,
+        () => {
+          const packets = readPcap(capture.file);
+          const binaries = tftpTransfers(packets).filter((t) => t.clientMac === machine.mac && t.complete);
+          if (binaries.length > 1)
+            throw new Error(
+              `boot loop: ${vm.name} fetched an iPXE binary ${binaries.length} times; the site's DHCP server must hand iPXE (user-class iPXE) the /boot.ipxe URL`,
+            );
+          return httpExchanges(packets, siteAddressing.httpPort).find((x) => x.clientMac === machine.mac && x.target === kernelPath);
+        },
+        {
+          timeoutMs: 120_000,
+          intervalMs: 500,
+          failIf: deadProcess,
+        },
+      );
       lab.timeline.mark(`${vm.name}: GET ${kernelPath} (installer script ran)`, kernelFetch.at);
       await vm.stop();
       const packets = await capture.stop();
@@ -153,8 +160,15 @@ describe("netboot with real firmware", () => {
       const transfers = tftpTransfers(packets).filter((t) => t.clientMac === machine.mac && t.file === "snponly.efi");
       const full = transfers.find((t) => t.complete);
       // One iPXE binary per power-on: a second would mean iPXE was handed the binary again (a boot loop).
-      expect(tftpTransfers(packets).filter((t) => t.clientMac === machine.mac && t.complete).map((t) => t.file)).toEqual(["snponly.efi"]);
-      expect(full, `a complete TFTP transfer of snponly.efi (saw ${transfers.length}: ${JSON.stringify(transfers.map((t) => ({ complete: t.complete, bytes: t.data.length, error: t.error })))})`).toBeDefined();
+      expect(
+        tftpTransfers(packets)
+          .filter((t) => t.clientMac === machine.mac && t.complete)
+          .map((t) => t.file),
+      ).toEqual(["snponly.efi"]);
+      expect(
+        full,
+        `a complete TFTP transfer of snponly.efi (saw ${transfers.length}: ${JSON.stringify(transfers.map((t) => ({ complete: t.complete, bytes: t.data.length, error: t.error })))})`,
+      ).toBeDefined();
       expect(full!.server).toBe(siteAddressing.edgejoin);
       expect(full!.data.length).toBe(expected.length);
       expect(sha256(full!.data)).toBe(sha256(expected));
@@ -162,7 +176,10 @@ describe("netboot with real firmware", () => {
       lab.timeline.mark(`${vm.name}: TFTP snponly.efi done (${full!.data.length} bytes)`, full!.endedAt);
       // edgejoin's own account of the transfer agrees on the size.
       const served = log().filter((l) => l.file === "snponly.efi" && typeof l.bytes === "number" && String(l.client).startsWith(`${firmwareAck!.yiaddr}:`));
-      expect(served.map((l) => l.bytes), `bytes in edgejoin's log of snponly.efi transfers to ${firmwareAck!.yiaddr}`).toContain(expected.length);
+      expect(
+        served.map((l) => l.bytes),
+        `bytes in edgejoin's log of snponly.efi transfers to ${firmwareAck!.yiaddr}`,
+      ).toContain(expected.length);
 
       // HTTP, read back from the capture: the bare chain, then the identified request answered with the installer.
       const http = httpExchanges(packets, siteAddressing.httpPort).filter((x) => x.clientMac === machine.mac);
@@ -180,9 +197,14 @@ describe("netboot with real firmware", () => {
       expect(installer).toContain(` ds=nocloud-net;s=${site.publicUrl}/cloud-init/${machine.mac}/ `);
       expect(vm.serial()).toContain(`edgejoin: installing ${machine.mac} for cluster default`);
       // edgejoin's request log saw the same three requests.
-      const requests = log().filter((l) => l.msg === "request").map((l) => `${String(l.method)} ${String(l.path)} ${String(l.status)}`);
+      const requests = log()
+        .filter((l) => l.msg === "request")
+        .map((l) => `${String(l.method)} ${String(l.path)} ${String(l.status)}`);
       expect(requests.filter((r) => r === "GET /boot.ipxe 200").length, `edgejoin's request log: ${requests.join(", ")}`).toBeGreaterThanOrEqual(2);
-      expect(requests.some((r) => r.startsWith(`GET ${kernelPath} `)), `edgejoin's request log: ${requests.join(", ")}`).toBe(true);
+      expect(
+        requests.some((r) => r.startsWith(`GET ${kernelPath} `)),
+        `edgejoin's request log: ${requests.join(", ")}`,
+      ).toBe(true);
       lab.timeline.mark(`${vm.name}: GET /boot.ipxe (chain)`, chain!.at);
       lab.timeline.mark(`${vm.name}: GET /boot.ipxe?mac=… (installer script)`, identified!.at);
 

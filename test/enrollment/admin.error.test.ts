@@ -12,7 +12,11 @@ async function expectError(res: Response, status: number, error: string) {
 }
 
 function decisions(t: TestApp) {
-  return t.db.select().from(auditEvents).all().filter((a) => a.action === "machine.approved" || a.action === "machine.rejected");
+  return t.db
+    .select()
+    .from(auditEvents)
+    .all()
+    .filter((a) => a.action === "machine.approved" || a.action === "machine.rejected");
 }
 
 describe("approve/reject refusals", () => {
@@ -73,10 +77,20 @@ describe("approve/reject refusals", () => {
     const { node_id } = await discoverAndEnroll(t);
     expect((await postJson(t, `/api/v1/nodes/${node_id}/approve`, { hostname: "edge-01" }, admin)).status).toBe(200);
     await t.app.request(`/boot.ipxe?mac=52:54:00:00:00:02`);
-    const other = t.db.select().from(machines).all().find((m) => m.mac === "52:54:00:00:00:02")!;
+    const other = t.db
+      .select()
+      .from(machines)
+      .all()
+      .find((m) => m.mac === "52:54:00:00:00:02")!;
     t.db.update(machines).set({ state: "pending" }).where(eq(machines.id, other.id)).run();
     await expectError(await postJson(t, `/api/v1/nodes/${other.id}/approve`, { hostname: "edge-01" }, admin), 409, "conflict");
-    expect(t.db.select().from(machines).all().find((m) => m.id === other.id)!.state).toBe("pending");
+    expect(
+      t.db
+        .select()
+        .from(machines)
+        .all()
+        .find((m) => m.id === other.id)!.state,
+    ).toBe("pending");
   });
 
   it("malformed approve body → 400 invalid_json", async () => {

@@ -41,9 +41,20 @@ describe("POST /api/v1/nodes/:id/approve and /reject", () => {
     const t = makeTestApp();
     const { node_id } = await discoverAndEnroll(t);
     t.clock.advance(5000);
-    const res = await postJson(t, `/api/v1/nodes/${node_id}/approve`, { cluster_id: 1, role: "server", hostname: "edge-01", labels: { "example.com/rack": "r1", zone: "" } }, admin);
+    const res = await postJson(
+      t,
+      `/api/v1/nodes/${node_id}/approve`,
+      { cluster_id: 1, role: "server", hostname: "edge-01", labels: { "example.com/rack": "r1", zone: "" } },
+      admin,
+    );
     expect(res.status).toBe(200);
-    expect(await res.json()).toMatchObject({ id: node_id, state: "approved", role_preference: "server", hostname: "edge-01", labels: { "example.com/rack": "r1", zone: "" } });
+    expect(await res.json()).toMatchObject({
+      id: node_id,
+      state: "approved",
+      role_preference: "server",
+      hostname: "edge-01",
+      labels: { "example.com/rack": "r1", zone: "" },
+    });
     const m = t.db.select().from(machines).get()!;
     expect(m).toMatchObject({ state: "approved", rolePreference: "server", hostname: "edge-01", stateChangedAt: t.clock() });
     const [a] = t.db.select().from(auditEvents).where(eq(auditEvents.action, "machine.approved")).all();
@@ -76,7 +87,11 @@ describe("POST /api/v1/nodes/:id/approve and /reject", () => {
     expect(t.db.select().from(machines).get()!.state).toBe("rejected");
     expect((await postJson(t, `/api/v1/nodes/${node_id}/approve`, {}, admin)).status).toBe(200);
     expect(t.db.select().from(machines).get()!.state).toBe("approved");
-    const actions = t.db.select().from(auditEvents).all().map((a) => a.action);
+    const actions = t.db
+      .select()
+      .from(auditEvents)
+      .all()
+      .map((a) => a.action);
     expect(actions.filter((a) => a === "machine.rejected" || a === "machine.approved")).toEqual(["machine.rejected", "machine.approved"]);
   });
 
@@ -84,11 +99,20 @@ describe("POST /api/v1/nodes/:id/approve and /reject", () => {
     const t = makeTestApp();
     const { node_id } = await discoverAndEnroll(t);
     for (const state of ["failed", "retired"] as const) {
-      t.db.update(machines).set({ state, role: null, seatRevokedAt: state === "failed" ? t.clock() : null }).where(eq(machines.id, node_id)).run();
+      t.db
+        .update(machines)
+        .set({ state, role: null, seatRevokedAt: state === "failed" ? t.clock() : null })
+        .where(eq(machines.id, node_id))
+        .run();
       expect((await postJson(t, `/api/v1/nodes/${node_id}/approve`, { role: "agent" }, admin)).status).toBe(200);
       expect(t.db.select().from(machines).get()).toMatchObject({ state: "approved", role: null, rolePreference: "agent" });
     }
-    const froms = t.db.select().from(auditEvents).where(eq(auditEvents.action, "machine.approved")).all().map((a) => a.detail?.from);
+    const froms = t.db
+      .select()
+      .from(auditEvents)
+      .where(eq(auditEvents.action, "machine.approved"))
+      .all()
+      .map((a) => a.detail?.from);
     expect(froms).toEqual(["failed", "retired"]);
   });
 
@@ -98,7 +122,15 @@ describe("POST /api/v1/nodes/:id/approve and /reject", () => {
     const now = t.clock();
     const lab = t.db
       .insert(clusters)
-      .values({ name: "lab", k3sVersion: "v1.31.4+k3s1", installer: { kind: "cloud-image", kernel_url: "k", initrd_urls: [], kernel_args: "", iso_url: null }, serverToken: "s", agentToken: "a", createdAt: now, updatedAt: now })
+      .values({
+        name: "lab",
+        k3sVersion: "v1.31.4+k3s1",
+        installer: { kind: "cloud-image", kernel_url: "k", initrd_urls: [], kernel_args: "", iso_url: null },
+        serverToken: "s",
+        agentToken: "a",
+        createdAt: now,
+        updatedAt: now,
+      })
       .returning()
       .get();
     expect((await postJson(t, `/api/v1/nodes/${node_id}/approve`, { cluster_id: lab.id, role: "agent" }, admin)).status).toBe(200);

@@ -14,9 +14,21 @@ async function expectError(res: Response, status: number, error: string) {
 
 /** Only the discovery from boot.ipxe: no enroll, no spent token, no refusal record. */
 function expectNothingStored(t: TestApp) {
-  expect(t.db.select().from(machines).all().map((m) => m.state)).toEqual(["discovered"]);
+  expect(
+    t.db
+      .select()
+      .from(machines)
+      .all()
+      .map((m) => m.state),
+  ).toEqual(["discovered"]);
   expect(t.db.select().from(usedTokens).all()).toHaveLength(0);
-  expect(t.db.select().from(auditEvents).all().map((a) => a.action)).toEqual(["cluster.created", "machine.discovered"]);
+  expect(
+    t.db
+      .select()
+      .from(auditEvents)
+      .all()
+      .map((a) => a.action),
+  ).toEqual(["cluster.created", "machine.discovered"]);
 }
 
 async function booted() {

@@ -91,7 +91,13 @@ describe("many machines at once", () => {
     expect(answers.map((r) => r.status)).toEqual(Array(50).fill(201));
     const ids = new Set(await Promise.all(answers.map(async (r) => ((await r.json()) as { node_id: number }).node_id)));
     expect(ids.size).toBe(50);
-    expect(t.db.select().from(machines).all().every((m) => m.state === "pending")).toBe(true);
+    expect(
+      t.db
+        .select()
+        .from(machines)
+        .all()
+        .every((m) => m.state === "pending"),
+    ).toBe(true);
     expect(t.db.select().from(usedTokens).all()).toHaveLength(50);
   });
 });

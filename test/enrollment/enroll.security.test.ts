@@ -20,7 +20,13 @@ async function setup() {
 
 /** Nothing but an audit record: machine still discovered, no token spent, one enroll.refused with `code`. */
 function expectOnlyAudited(t: TestApp, code: string) {
-  expect(t.db.select().from(machines).all().map((m) => m.state)).toEqual(["discovered"]);
+  expect(
+    t.db
+      .select()
+      .from(machines)
+      .all()
+      .map((m) => m.state),
+  ).toEqual(["discovered"]);
   expect(t.db.select().from(usedTokens).all()).toHaveLength(0);
   const refused = t.db.select().from(auditEvents).where(eq(auditEvents.action, "enroll.refused")).all();
   expect(refused.map((a) => a.detail?.code)).toEqual([code]);
@@ -35,7 +41,17 @@ async function expectRefused(res: Response, status: number, error: string) {
 
 function claimsFor(t: TestApp, over: Record<string, unknown> = {}) {
   const iat = Math.floor(t.clock() / 1000);
-  return { iss: testPublicUrl, aud: "edgejoin:enroll", sub: mac, cluster: 1, jti: "f4b0d7a2-0000-4000-8000-000000000001", iat, nbf: iat, exp: iat + 3600, ...over };
+  return {
+    iss: testPublicUrl,
+    aud: "edgejoin:enroll",
+    sub: mac,
+    cluster: 1,
+    jti: "f4b0d7a2-0000-4000-8000-000000000001",
+    iat,
+    nbf: iat,
+    exp: iat + 3600,
+    ...over,
+  };
 }
 
 const b64json = (v: unknown) => base64url.encode(JSON.stringify(v));
@@ -185,7 +201,15 @@ describe("bootstrap token attacks on POST /api/v1/enroll", () => {
     const now = t.clock();
     const other = t.db
       .insert(clusters)
-      .values({ name: "lab", k3sVersion: "v1.31.4+k3s1", installer: { kind: "cloud-image", kernel_url: "k", initrd_urls: [], kernel_args: "", iso_url: null }, serverToken: "s", agentToken: "a", createdAt: now, updatedAt: now })
+      .values({
+        name: "lab",
+        k3sVersion: "v1.31.4+k3s1",
+        installer: { kind: "cloud-image", kernel_url: "k", initrd_urls: [], kernel_args: "", iso_url: null },
+        serverToken: "s",
+        agentToken: "a",
+        createdAt: now,
+        updatedAt: now,
+      })
       .returning()
       .get();
     const { token } = await tokenFor(t, mac, other.id);
@@ -295,7 +319,12 @@ describe("admin token", () => {
   it("admin routes without, with a wrong, or with a node credential as token → 401 unauthorized", async () => {
     const t = makeTestApp();
     const { node_id, credential } = await discoverAndEnroll(t);
-    const attempts: Array<Record<string, string>> = [{}, { authorization: "Bearer wrong-token-wrong-token-wrong" }, { authorization: `Bearer ${credential}` }, { authorization: "Bearer" }];
+    const attempts: Array<Record<string, string>> = [
+      {},
+      { authorization: "Bearer wrong-token-wrong-token-wrong" },
+      { authorization: `Bearer ${credential}` },
+      { authorization: "Bearer" },
+    ];
     for (const headers of attempts) {
       const res = await t.app.request("/api/v1/nodes", { headers });
       expect(res.headers.get("www-authenticate")).toBe('Bearer realm="edgejoin admin"');

@@ -2,7 +2,7 @@
 import type { Db } from "../../db/client.js";
 import { issueBootstrapToken } from "../../server/enrollment/tokens.js";
 import { loadKeyring } from "../../server/store/keys.js";
-import { makeTestApp, testAdminToken, testPublicUrl } from "../helpers/app.js";
+import { type makeTestApp, testAdminToken, testPublicUrl } from "../helpers/app.js";
 
 export type TestApp = ReturnType<typeof makeTestApp>;
 

@@ -91,6 +91,12 @@ describe("signing keys in the data folder", () => {
     const later = loadKeys(db, dir, retiredAt + lifetime + 1);
     expect(later.pruned).toEqual([oldKid]);
     expect(later.keyring.verificationKey(oldKid)).toBeUndefined();
-    expect(db.select().from(signingKeys).all().map((r) => r.kid)).toEqual([keyring.active.kid]);
+    expect(
+      db
+        .select()
+        .from(signingKeys)
+        .all()
+        .map((r) => r.kid),
+    ).toEqual([keyring.active.kid]);
   });
 });

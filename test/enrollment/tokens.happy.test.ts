@@ -1,12 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { decodeProtectedHeader, decodeJwt } from "jose";
 import { Keyring, generateSigningKey } from "../../server/enrollment/keyring.js";
-import {
-  issueBootstrapToken,
-  issueNodeCredential,
-  verifyBootstrapToken,
-  verifyNodeCredential,
-} from "../../server/enrollment/tokens.js";
+import { issueBootstrapToken, issueNodeCredential, verifyBootstrapToken, verifyNodeCredential } from "../../server/enrollment/tokens.js";
 
 const issuer = "http://10.77.0.1:8080";
 const now = Date.UTC(2026, 10, 25, 12, 0, 0);

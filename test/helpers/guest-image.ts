@@ -193,9 +193,7 @@ function imageAt(key: string, dir: string): GuestImage {
  * The cached guest image, built first if absent (about 90 s with a near mirror).
  * `log` receives a line per step; the build's full output goes to `build.log` in the entry.
  */
-export async function ensureGuestImage(
-  opts: { cacheDir?: string; log?: (line: string) => void; timeoutMs?: number } = {},
-): Promise<GuestImage> {
+export async function ensureGuestImage(opts: { cacheDir?: string; log?: (line: string) => void; timeoutMs?: number } = {}): Promise<GuestImage> {
   const cacheDir = opts.cacheDir ?? join(labDir, "cache");
   const say = opts.log ?? (() => {});
   const key = guestImageKey();
@@ -220,15 +218,7 @@ export async function ensureGuestImage(
     say(`guest image ${key}: debootstrap ${suite} from ${mirror}`);
     await run(
       "debootstrap",
-      [
-        `--variant=${recipe.variant}`,
-        `--arch=${recipe.arch}`,
-        "--components=main",
-        `--include=${guestPackages.join(",")}`,
-        suite,
-        root,
-        mirror,
-      ],
+      [`--variant=${recipe.variant}`, `--arch=${recipe.arch}`, "--components=main", `--include=${guestPackages.join(",")}`, suite, root, mirror],
       logStream,
       left(),
     );

@@ -10,7 +10,20 @@
  */
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { closeSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  copyFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { delimiter, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -111,7 +124,12 @@ export async function waitFor<T>(
 /** The last `lines` lines of a text file, for error messages. */
 export function tail(path: string, lines = 15): string {
   if (!existsSync(path)) return "(no output)";
-  return readFileSync(path, "utf8").replace(/\x1b\[[0-9;]*m/g, "").trimEnd().split("\n").slice(-lines).join("\n");
+  return readFileSync(path, "utf8")
+    .replace(/\x1b\[[0-9;]*m/g, "")
+    .trimEnd()
+    .split("\n")
+    .slice(-lines)
+    .join("\n");
 }
 
 /** Named moments of a lab run, printed as offsets from its start. */
@@ -396,10 +414,16 @@ export class NetLab {
     writeFileSync(this.path(`${name}.conf`), conf);
     writeFileSync(this.path(`${name}.leases`), "");
     const proc = this.spawn(ns, name, [
-      "dhcpd", "-f", "-d", "-4",
-      "-cf", this.path(`${name}.conf`),
-      "-lf", this.path(`${name}.leases`),
-      "-pf", this.path(`${name}.pid`),
+      "dhcpd",
+      "-f",
+      "-d",
+      "-4",
+      "-cf",
+      this.path(`${name}.conf`),
+      "-lf",
+      this.path(`${name}.leases`),
+      "-pf",
+      this.path(`${name}.pid`),
       iface,
     ]);
     await waitFor(`${name} to start`, () => (new RegExp(`Sending on +\\S+/${iface}`).test(proc.output()) ? true : undefined), {
@@ -448,14 +472,22 @@ export class NetLab {
     const serialLog = this.path(`${opts.name}.serial.log`);
     const args = [
       "qemu-system-x86_64",
-      "-name", opts.name,
-      "-machine", firmware === "uefi" ? "q35" : "pc",
-      "-accel", "tcg",
-      "-m", String(opts.memoryMb ?? 512),
-      "-smp", String(opts.cpus ?? 1),
-      "-display", "none",
-      "-serial", `file:${serialLog}`,
-      "-monitor", "none",
+      "-name",
+      opts.name,
+      "-machine",
+      firmware === "uefi" ? "q35" : "pc",
+      "-accel",
+      "tcg",
+      "-m",
+      String(opts.memoryMb ?? 512),
+      "-smp",
+      String(opts.cpus ?? 1),
+      "-display",
+      "none",
+      "-serial",
+      `file:${serialLog}`,
+      "-monitor",
+      "none",
     ];
     if (firmware === "uefi") {
       // Each machine writes its own boot entries into its VARS; sharing one file corrupts it.
@@ -526,7 +558,11 @@ export class NetLab {
     const bootDir = this.path(`${name}-boot`);
     mkdirSync(bootDir, { recursive: true });
     // The runner's own EDGEJOIN_* settings (a developer's shell) must not reach the lab's server; edgejoin reads "" as unset.
-    const inherited = Object.fromEntries(Object.keys(process.env).filter((k) => k.startsWith("EDGEJOIN_")).map((k) => [k, ""]));
+    const inherited = Object.fromEntries(
+      Object.keys(process.env)
+        .filter((k) => k.startsWith("EDGEJOIN_"))
+        .map((k) => [k, ""]),
+    );
     const proc = this.spawn(ns, name, [process.execPath, "--import", "tsx", "server/main.ts"], {
       env: {
         ...inherited,
@@ -610,7 +646,10 @@ async function sweepStaleNamespaces(): Promise<void> {
     if (!m) continue;
     const owner = Number(m[1]);
     if (owner === process.pid || existsSync(`/proc/${owner}`)) continue;
-    const leftovers = (await run("ip", ["netns", "pids", name]).catch(() => "")).split("\n").filter((p) => /^\d+$/.test(p)).map(Number);
+    const leftovers = (await run("ip", ["netns", "pids", name]).catch(() => ""))
+      .split("\n")
+      .filter((p) => /^\d+$/.test(p))
+      .map(Number);
     for (const pid of leftovers) {
       try {
         process.kill(pid, "SIGKILL");
@@ -734,7 +773,17 @@ export async function openSite(
   lab.timeline.mark("edgejoin serving");
 
   const dhcp = opts.dhcp ?? "netboot";
-  const site: Site = { lan, dhcpNs: "", taps, publicUrl, edgejoin, dhcpServer: undefined, dnsmasq: undefined, dhcpConf: undefined, routerAdvertiser: undefined };
+  const site: Site = {
+    lan,
+    dhcpNs: "",
+    taps,
+    publicUrl,
+    edgejoin,
+    dhcpServer: undefined,
+    dnsmasq: undefined,
+    dhcpConf: undefined,
+    routerAdvertiser: undefined,
+  };
   if (dhcp === "none") return site;
   site.dhcpNs = await lab.namespace("dhcp");
   await lab.veth(
@@ -802,7 +851,13 @@ export function readPcap(path: string): Packet[] {
     const base = { at, dstMac: macOf(frame, 0), srcMac: macOf(frame, 6), src: ipOf(frame, 14 + 12), dst: ipOf(frame, 14 + 16) };
     if (frame[14 + 9] === 17 && frame.length >= l4 + 8) {
       const udpLen = frame.readUInt16BE(l4 + 4);
-      packets.push({ ...base, proto: "udp", srcPort: frame.readUInt16BE(l4), dstPort: frame.readUInt16BE(l4 + 2), payload: frame.subarray(l4 + 8, l4 + udpLen) });
+      packets.push({
+        ...base,
+        proto: "udp",
+        srcPort: frame.readUInt16BE(l4),
+        dstPort: frame.readUInt16BE(l4 + 2),
+        payload: frame.subarray(l4 + 8, l4 + udpLen),
+      });
     } else if (frame[14 + 9] === 6 && frame.length >= l4 + 20) {
       const dataOff = (frame[l4 + 12]! >> 4) * 4;
       packets.push({
@@ -913,9 +968,22 @@ export function tftpTransfers(packets: Packet[]): TftpTransfer[] {
       const requestOptions: Record<string, string> = {};
       for (let i = 0; i + 1 < opts.length; i += 2) requestOptions[opts[i]!.toLowerCase()] = opts[i + 1]!;
       transfers.push({
-        startedAt: p.at, endedAt: p.at, clientMac: p.srcMac, client: p.src, clientPort: p.srcPort, server: p.dst, serverPort: undefined,
-        file, requestOptions, acceptedOptions: {}, data: Buffer.alloc(0), complete: false, error: undefined,
-        blocks: new Map(), lastBlock: 0, epoch: 0,
+        startedAt: p.at,
+        endedAt: p.at,
+        clientMac: p.srcMac,
+        client: p.src,
+        clientPort: p.srcPort,
+        server: p.dst,
+        serverPort: undefined,
+        file,
+        requestOptions,
+        acceptedOptions: {},
+        data: Buffer.alloc(0),
+        complete: false,
+        error: undefined,
+        blocks: new Map(),
+        lastBlock: 0,
+        epoch: 0,
       });
       continue;
     }

@@ -173,7 +173,11 @@ async function rebootFromDisk(ml: MachineLab, mac: string, machineId: number): P
 /** The quorum as a table for people. */
 export function formatQuorum(q: QuorumReport["quorum"] & { name?: string; servers_desired?: number }): string {
   const rows = q.servers.map((s) => `  ${s.role.padEnd(7)} ${s.mac}  ${(s.ip ?? "-").padEnd(15)} ${s.state}`);
-  return [`quorum of ${q.name ?? "cluster"}: ${q.health}, ${q.servers_ready}/${q.servers_desired ?? "?"} servers ready`, "  role    mac                ip              state", ...rows].join("\n");
+  return [
+    `quorum of ${q.name ?? "cluster"}: ${q.health}, ${q.servers_ready}/${q.servers_desired ?? "?"} servers ready`,
+    "  role    mac                ip              state",
+    ...rows,
+  ].join("\n");
 }
 
 /**
@@ -201,9 +205,7 @@ export async function runThreeServerQuorum(ml: MachineLab): Promise<QuorumReport
   await Promise.all(machines.map((m) => waitForState(ml, m, "joined", 480_000)));
   await new Promise((r) => setTimeout(r, 5_000));
 
-  const nodes = await Promise.all(
-    machines.map((m) => ok(ml.api<Node>("GET", `/api/v1/nodes/${ml.machine(m.mac)!.id}`), `get ${m.name}`)),
-  );
+  const nodes = await Promise.all(machines.map((m) => ok(ml.api<Node>("GET", `/api/v1/nodes/${ml.machine(m.mac)!.id}`), `get ${m.name}`)));
   const seats = [...nodes].sort((a, b) => Date.parse(a.role_assigned_at ?? "") - Date.parse(b.role_assigned_at ?? ""));
   const releaseOrder = seats.slice(1).map((n, i) => ({
     mac: n.mac,
@@ -211,7 +213,10 @@ export async function runThreeServerQuorum(ml: MachineLab): Promise<QuorumReport
     configAt: Date.parse(n.role_assigned_at ?? ""),
     previousReadyAt: Date.parse(seats[i]!.ready_at ?? ""),
   }));
-  const quorum = await ok(ml.api<QuorumReport["quorum"] & { name: string; servers_desired: number; ca_hash: string | null }>("GET", `/api/v1/clusters/${cluster.id}/quorum`), "quorum");
+  const quorum = await ok(
+    ml.api<QuorumReport["quorum"] & { name: string; servers_desired: number; ca_hash: string | null }>("GET", `/api/v1/clusters/${cluster.id}/quorum`),
+    "quorum",
+  );
 
   // The joiners' config on their own disks pins the init server's CA.
   await Promise.all(machines.map((m) => ml.powerOff(m)));

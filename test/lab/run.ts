@@ -27,7 +27,9 @@ try {
   if (life.machine.state !== "joined" || life.machine.role !== "init") problems.push(`m1 ended ${life.machine.state} as ${life.machine.role}`);
   if (life.diskConfig !== life.renderedConfig) problems.push("m1's config.yaml on disk differs from what edgejoin renders for it");
   if (life.diskCaHash !== life.clusterCaHash) problems.push("m1's CA hash differs from the cluster's");
-  say(`m1: ${life.machine.state} as ${life.machine.role}; config on disk ${life.diskConfig === life.renderedConfig ? "=" : "≠"} rendered; powering it on again`);
+  say(
+    `m1: ${life.machine.state} as ${life.machine.role}; config on disk ${life.diskConfig === life.renderedConfig ? "=" : "≠"} rendered; powering it on again`,
+  );
 
   say("\n== three machines, a cluster of 3 servers (m1 reboots meanwhile) ==");
   const quorum = await runThreeServerQuorum(ml);
@@ -36,7 +38,8 @@ try {
   if (!quorum.joinerTokensPinCa) problems.push("joining servers' tokens do not pin the init server's CA");
 
   const reboot = await life.reboot;
-  if (reboot.bootScript !== "local-disk" || !reboot.bootedFromDisk) problems.push(`reboot ran ${reboot.bootScript}, booted from disk: ${reboot.bootedFromDisk}`);
+  if (reboot.bootScript !== "local-disk" || !reboot.bootedFromDisk)
+    problems.push(`reboot ran ${reboot.bootScript}, booted from disk: ${reboot.bootedFromDisk}`);
   if (reboot.enrollsAfterReboot.length > 0) problems.push(`after the reboot: ${reboot.enrollsAfterReboot.join(", ")}`);
   say(`m1 reboot → ${reboot.bootScript}, booted from its disk: ${reboot.bootedFromDisk}`);
 

@@ -10,23 +10,26 @@
  */
 import Database from "better-sqlite3";
 import { randomBytes } from "node:crypto";
-import { chmodSync, copyFileSync, existsSync, linkSync, mkdirSync, openSync, readFileSync, readSync, closeSync, fstatSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  linkSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  closeSync,
+  fstatSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ensureGuestImage, type GuestImage } from "../helpers/guest-image.js";
 import { requireTools } from "../helpers/tools.js";
-import {
-  assertLabHost,
-  diskRequirements,
-  netbootRequirements,
-  NetLab,
-  openSite,
-  run,
-  waitFor,
-  type Machine,
-  type Site,
-} from "../helpers/netlab.js";
+import { assertLabHost, diskRequirements, netbootRequirements, NetLab, openSite, run, waitFor, type Machine, type Site } from "../helpers/netlab.js";
 
 /** The k3s version the lab's clusters ask for; the stand-in binary claims to be it. */
 export const labK3sVersion = "v1.31.4+k3s1";
@@ -74,7 +77,14 @@ export class BootWatch {
 
   /** Start a new timeline for `machine` (its power-on is second 0). */
   powerOn(machine: Machine): void {
-    const boot: Boot = { name: machine.name, mac: machine.mac, poweredOnAt: machine.poweredOnAt, serialLog: machine.serialLog, serialOffset: 0, seen: new Map() };
+    const boot: Boot = {
+      name: machine.name,
+      mac: machine.mac,
+      poweredOnAt: machine.poweredOnAt,
+      serialLog: machine.serialLog,
+      serialOffset: 0,
+      seen: new Map(),
+    };
     this.#boots.push(boot);
     this.#mark(boot, "power on", machine.poweredOnAt);
   }
@@ -124,7 +134,10 @@ export class BootWatch {
       // Keep a line cut mid-write for the next poll.
       const end = text.lastIndexOf("\n") + 1;
       this.#offsets.set(file, from + end);
-      return text.slice(0, end).split("\n").filter((l) => l !== "");
+      return text
+        .slice(0, end)
+        .split("\n")
+        .filter((l) => l !== "");
     } finally {
       closeSync(fd);
     }
@@ -292,7 +305,11 @@ function place(from: string, to: string): void {
  * Build (or reuse) the guest image, then start a site with `taps` machine ports: edgejoin with
  * the image's kernel + initrd and the k3s stand-ins in its artifacts folder, and the site's dnsmasq.
  */
-export async function openMachineLab(opts: { taps: number; onMark?: (mark: BootMark, line: string) => void; log?: (line: string) => void }): Promise<MachineLab> {
+export async function openMachineLab(opts: {
+  taps: number;
+  onMark?: (mark: BootMark, line: string) => void;
+  log?: (line: string) => void;
+}): Promise<MachineLab> {
   assertLabHost([...netbootRequirements, ...diskRequirements]);
   requireTools(labTools);
   const image = await ensureGuestImage({ log: opts.log });
@@ -355,12 +372,16 @@ export async function openMachineLab(opts: { taps: number; onMark?: (mark: BootM
           disk: overlay ? { image: overlay, format: "qcow2", overlay: false } : { image: image.rootfs, format: "raw" },
           extraArgs: [
             // The machine's EFI system partition (systemd-boot): where "boot from local disk" lands.
-            "-drive", `file=${image.esp},format=raw,if=none,id=esp,readonly=on`,
-            "-device", "virtio-blk-pci,drive=esp,bootindex=2",
-            "-qmp", `unix:${qmpSocket(m.name)},server=on,wait=off`,
+            "-drive",
+            `file=${image.esp},format=raw,if=none,id=esp,readonly=on`,
+            "-device",
+            "virtio-blk-pci,drive=esp,bootindex=2",
+            "-qmp",
+            `unix:${qmpSocket(m.name)},server=on,wait=off`,
             // As many sites do in firmware setup: no IPv6 network boot. Each NIC boot entry that
             // fails costs tens of seconds before the firmware reaches the disk.
-            "-fw_cfg", "name=opt/org.tianocore/IPv6Support,string=no",
+            "-fw_cfg",
+            "name=opt/org.tianocore/IPv6Support,string=no",
           ],
         });
         watch.powerOn(machine);
@@ -423,8 +444,7 @@ async function qmp(socket: string, command: string): Promise<void> {
     });
     conn.on("data", (chunk) => {
       buffer += chunk.toString();
-      let nl: number;
-      while ((nl = buffer.indexOf("\n")) >= 0) {
+      for (let nl = buffer.indexOf("\n"); nl >= 0; nl = buffer.indexOf("\n")) {
         const msg = JSON.parse(buffer.slice(0, nl)) as Record<string, unknown>;
         buffer = buffer.slice(nl + 1);
         if (msg.error) {
@@ -451,7 +471,12 @@ async function qmp(socket: string, command: string): Promise<void> {
 }
 
 /** Wait until `mac` is stored in `state`, failing early when its machine or the server dies. */
-export async function waitForState(ml: MachineLab, machine: Machine, state: string, timeoutMs: number): Promise<NonNullable<ReturnType<MachineLab["machine"]>>> {
+export async function waitForState(
+  ml: MachineLab,
+  machine: Machine,
+  state: string,
+  timeoutMs: number,
+): Promise<NonNullable<ReturnType<MachineLab["machine"]>>> {
   return waitFor(
     `${machine.name} to be ${state}`,
     () => {

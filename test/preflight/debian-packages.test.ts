@@ -27,7 +27,11 @@ function fakeHost(opts: { policyExists?: boolean; failOn?: string; status?: Reco
     mkdir: (path) => calls.push(`mkdir ${path}`),
     remove: (path) => calls.push(`remove ${path}`),
     run: (command, args, env) => {
-      calls.push(`${Object.entries(env).map(([k, v]) => `${k}=${v} `).join("")}${command} ${args.join(" ")}`);
+      calls.push(
+        `${Object.entries(env)
+          .map(([k, v]) => `${k}=${v} `)
+          .join("")}${command} ${args.join(" ")}`,
+      );
       if (opts.failOn === args[0]) return 100;
       if (args[0] === "install") for (const p of args.slice(3)) status[p] = installed;
       return 0;
@@ -61,7 +65,12 @@ describe("which packages are missing", () => {
   it("PREFLIGHT_PRETEND_MISSING names → missing whatever dpkg says", () => {
     const status = pretendMissing(() => installed, " atftp, curl ,");
     expect(missingPackages(["curl", "atftp", "ipxe"], status)).toEqual(["curl", "atftp"]);
-    expect(missingPackages(["curl"], pretendMissing(() => installed, undefined))).toEqual([]);
+    expect(
+      missingPackages(
+        ["curl"],
+        pretendMissing(() => installed, undefined),
+      ),
+    ).toEqual([]);
   });
 });
 

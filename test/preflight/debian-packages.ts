@@ -124,7 +124,12 @@ export const realHost: Host = {
  * not-root path on a host that has them all; with it set, nothing is ever installed.
  */
 export function pretendMissing(status: (pkg: string) => string | undefined, pretend: string | undefined): (pkg: string) => string | undefined {
-  const names = new Set((pretend ?? "").split(",").map((s) => s.trim()).filter(Boolean));
+  const names = new Set(
+    (pretend ?? "")
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
   return (pkg) => (names.has(pkg) ? undefined : status(pkg));
 }
 

@@ -49,7 +49,7 @@ describe("clusters API", () => {
     expect(get.body).toEqual(created.body);
   });
 
-  it("servers 2, 4, 9 or \"3\" → 422 saying embedded etcd needs an odd count", async () => {
+  it('servers 2, 4, 9 or "3" → 422 saying embedded etcd needs an odd count', async () => {
     const c = client();
     for (const servers of [2, 4, 9, 0, "3"]) {
       const res = await c.call("POST", "/api/v1/clusters", { name: `x${String(servers)}`, servers });
@@ -77,7 +77,7 @@ describe("clusters API", () => {
       { kernel_url: "http://x/vmlinuz\nshell" },
       { kernel_url: "http://x/${net0/mac}" },
       { kernel_url: "http://x/a b" },
-      { initrd_urls: ["http://x/initrd\"q"] },
+      { initrd_urls: ['http://x/initrd"q'] },
       { initrd_urls: [] },
       { kernel_args: "quiet\nchain http://evil/" },
       { kernel_args: "a\tb" },

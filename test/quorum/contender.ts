@@ -36,4 +36,4 @@ while (pending.size > 0) {
   await new Promise((r) => setTimeout(r, 1));
 }
 db.$client.close();
-process.stdout.write(JSON.stringify({ roles, asks }) + "\n");
+process.stdout.write(`${JSON.stringify({ roles, asks })}\n`);

@@ -17,10 +17,7 @@ export function testMac(n: number): string {
 }
 
 /** Insert an approved machine of `clusterId`, as approve leaves it. */
-export function addApproved(
-  db: Db,
-  o: { n: number; clusterId: number; now: number; preference?: "auto" | "server" | "agent"; hostname?: string },
-) {
+export function addApproved(db: Db, o: { n: number; clusterId: number; now: number; preference?: "auto" | "server" | "agent"; hostname?: string }) {
   return db
     .insert(machines)
     .values({

@@ -120,7 +120,16 @@ export async function runStorm(o: StormOptions): Promise<{ traces: MachineTrace[
   const joinMs = o.joinMs ?? { init: 300, server: 300, agent: 50 };
   const pollMs = o.pollMs ?? 600;
   const deadline = Date.now() + (o.deadlineMs ?? 50_000);
-  const stats: StormStats = { machines: o.count, seconds: 0, requests: 0, maxInFlight: 0, status: {}, networkErrors: 0, networkErrorCauses: {}, serverErrors: [] };
+  const stats: StormStats = {
+    machines: o.count,
+    seconds: 0,
+    requests: 0,
+    maxInFlight: 0,
+    status: {},
+    networkErrors: 0,
+    networkErrorCauses: {},
+    serverErrors: [],
+  };
   let inFlight = 0;
   let released = 0;
   let approved = 0;

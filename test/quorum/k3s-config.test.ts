@@ -77,8 +77,14 @@ describe("k3s config.yaml", () => {
   it("one config per role → byte for byte the golden files", () => {
     const site = { ...base, registrationAddress: "k3s.site.example", caHash };
     expectGolden("k3s/init.config.yaml", renderK3sConfig({ ...site, form: "init" }));
-    expectGolden("k3s/server.config.yaml", renderK3sConfig({ ...site, form: "server", nodeName: "node-525400000002", nodeIp: "10.0.0.12", joinHost: "k3s.site.example" }));
-    expectGolden("k3s/agent.config.yaml", renderK3sConfig({ ...site, form: "agent", nodeName: "node-525400000003", nodeIp: "10.0.0.13", joinHost: "k3s.site.example", taints: [] }));
+    expectGolden(
+      "k3s/server.config.yaml",
+      renderK3sConfig({ ...site, form: "server", nodeName: "node-525400000002", nodeIp: "10.0.0.12", joinHost: "k3s.site.example" }),
+    );
+    expectGolden(
+      "k3s/agent.config.yaml",
+      renderK3sConfig({ ...site, form: "agent", nodeName: "node-525400000003", nodeIp: "10.0.0.13", joinHost: "k3s.site.example", taints: [] }),
+    );
   });
 
   it("IPv6 join address → bracketed in the URL", () => {

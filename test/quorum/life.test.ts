@@ -19,7 +19,12 @@ function lab(env: Record<string, string> = {}) {
       ...(o.body === undefined ? {} : { body: JSON.stringify(o.body) }),
     });
     const text = await res.text();
-    return { status: res.status, text, cacheControl: res.headers.get("cache-control"), body: (res.headers.get("content-type") ?? "").includes("json") ? (JSON.parse(text) as Record<string, any>) : {} };
+    return {
+      status: res.status,
+      text,
+      cacheControl: res.headers.get("cache-control"),
+      body: (res.headers.get("content-type") ?? "").includes("json") ? (JSON.parse(text) as Record<string, any>) : {},
+    };
   };
   /** boot.ipxe → user-data → enroll: the machine's node id and credential. */
   const enroll = async () => {
@@ -68,7 +73,11 @@ describe("one machine's whole life", () => {
     expect(await node()).toMatchObject({ state: "provisioning", role: "init" });
     expect(k3s["node-name"]).toBe((await node()).hostname);
 
-    for (const [type, extra] of [["installing", {}], ["k3s-started", {}], ["ready", { ca_hash: testCaHash.toUpperCase() }]] as const) {
+    for (const [type, extra] of [
+      ["installing", {}],
+      ["k3s-started", {}],
+      ["ready", { ca_hash: testCaHash.toUpperCase() }],
+    ] as const) {
       const res = await l.req("POST", "/api/v1/node/events", { body: { type, ...extra }, headers: auth });
       expect(res.status, type).toBe(202);
     }

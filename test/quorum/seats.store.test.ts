@@ -124,7 +124,11 @@ describe("role assignment", () => {
     expect(s.ask(auto.id)).toMatchObject({ kind: "wait", reason: "waiting_for_previous_server" });
     // A server-approved machine that stopped asking does not hold the seat for ever.
     const silent = s.approve({ preference: "server" });
-    s.db.update(machines).set({ lastSeenAt: s.clock() - 61_000 }).where(eq(machines.id, silent.id)).run();
+    s.db
+      .update(machines)
+      .set({ lastSeenAt: s.clock() - 61_000 })
+      .where(eq(machines.id, silent.id))
+      .run();
     join(s, wantsServer.id, testCaHash);
     expect(config(s.ask(auto.id)).body.role).toBe("server");
   });
@@ -190,7 +194,11 @@ describe("leases", () => {
     expect(config(s.ask(b.id)).body.role).toBe("init");
     expect(s.machine(a.id)).toMatchObject({ state: "failed", role: null });
     expect(apiErrorOf(() => s.ask(a.id))).toMatchObject({ code: "seat_revoked", status: 403 });
-    const revoked = s.db.select().from(auditEvents).where(and(eq(auditEvents.action, "quorum.seat_revoked"), eq(auditEvents.machineId, a.id))).all();
+    const revoked = s.db
+      .select()
+      .from(auditEvents)
+      .where(and(eq(auditEvents.action, "quorum.seat_revoked"), eq(auditEvents.machineId, a.id)))
+      .all();
     expect(revoked).toHaveLength(1);
     expect(revoked[0]!.detail).toMatchObject({ role: "init", reason: "lease_expired" });
   });

@@ -74,7 +74,11 @@ describe("decideSeat", () => {
 describe("expiredSeats", () => {
   it("no k3s-started within the lease → taken back; started or within lease → kept", () => {
     const lease = 20 * 60_000;
-    const holders = [holder(1, "init", { roleAssignedAt: 0 }), holder(2, "server", { roleAssignedAt: 0, k3sStartedAt: 5 }), holder(3, "agent", { roleAssignedAt: 10 })];
+    const holders = [
+      holder(1, "init", { roleAssignedAt: 0 }),
+      holder(2, "server", { roleAssignedAt: 0, k3sStartedAt: 5 }),
+      holder(3, "agent", { roleAssignedAt: 10 }),
+    ];
     expect(expiredSeats(holders, lease, lease).map((h) => h.id)).toEqual([1]);
     expect(expiredSeats(holders, lease - 1, lease)).toEqual([]);
   });

@@ -68,7 +68,11 @@ function verifyConverged(server: EdgejoinProcess, traces: MachineTrace[], stats:
 
     // Seats were given once each, never taken back, and joining servers strictly one at a time:
     // in commit order, each server seat comes after the previous server's `ready`.
-    const audit = db.prepare("select id, action, machine_id, detail from audit_events where action in ('quorum.seat_assigned', 'machine.joined', 'quorum.seat_revoked') order by id").all() as AuditRow[];
+    const audit = db
+      .prepare(
+        "select id, action, machine_id, detail from audit_events where action in ('quorum.seat_assigned', 'machine.joined', 'quorum.seat_revoked') order by id",
+      )
+      .all() as AuditRow[];
     expect(audit.filter((a) => a.action === "quorum.seat_revoked")).toEqual([]);
     const assigned = audit.filter((a) => a.action === "quorum.seat_assigned");
     expect(assigned).toHaveLength(machinesInStorm);
@@ -111,61 +115,62 @@ function report(name: string, stats: StormStats, traces: MachineTrace[], extra: 
   console.log(
     `${name}: ${JSON.stringify({ machines: stats.machines, seconds: stats.seconds, max_in_flight: stats.maxInFlight, requests: stats.requests, status: stats.status, network_errors: stats.networkErrors, ...extra, timeline: timeline(traces) })}`,
   );
-  console.log(`${name} sample configs (secrets elided):\n${["init", "server", "agent"].map((r) => `--- ${r}\n${sample(r).replace(/K10[0-9a-f]{64}::/g, "K10<ca-hash>::").replace(/[0-9a-f]{64}/g, "<secret>")}`).join("")}`);
+  console.log(
+    `${name} sample configs (secrets elided):\n${["init", "server", "agent"]
+      .map(
+        (r) =>
+          `--- ${r}\n${sample(r)
+            .replace(/K10[0-9a-f]{64}::/g, "K10<ca-hash>::")
+            .replace(/[0-9a-f]{64}/g, "<secret>")}`,
+      )
+      .join("")}`,
+  );
 }
 
 describe("boot storm", () => {
-  it(
-    "500 machines enroll and ask at once, 3 servers wanted → 1 init, 2 joining servers one at a time, 497 agents, no 5xx",
-    async () => {
-      const server = await startServer();
-      const { traces, stats } = await runStorm({ server: () => server.url, adminToken, count: machinesInStorm, deadlineMs: 85_000 });
-      await server.stop("SIGTERM");
-      verifyConverged(server, traces, stats);
-      expect(stats.networkErrors).toBe(0);
-      const waited = new Set(traces.flatMap((t) => [...t.waitReasons]));
-      expect(waited.has("waiting_for_init") && waited.has("waiting_for_previous_server")).toBe(true);
-      report("storm", stats, traces);
-    },
-    120_000,
-  );
+  it("500 machines enroll and ask at once, 3 servers wanted → 1 init, 2 joining servers one at a time, 497 agents, no 5xx", async () => {
+    const server = await startServer();
+    const { traces, stats } = await runStorm({ server: () => server.url, adminToken, count: machinesInStorm, deadlineMs: 85_000 });
+    await server.stop("SIGTERM");
+    verifyConverged(server, traces, stats);
+    expect(stats.networkErrors).toBe(0);
+    const waited = new Set(traces.flatMap((t) => [...t.waitReasons]));
+    expect(waited.has("waiting_for_init") && waited.has("waiting_for_previous_server")).toBe(true);
+    report("storm", stats, traces);
+  }, 120_000);
 
-  it(
-    "the same storm with edgejoin killed by SIGKILL three times midway and restarted on its data → no seat twice, nobody lost, all converge",
-    async () => {
-      const server = await startServer();
-      const kills: string[] = [];
-      let restarting: Promise<void> | undefined;
-      // Kills queue behind a restart still in progress, so each one happens.
-      const crash = (why: string) => {
-        kills.push(why);
-        restarting = (restarting ?? Promise.resolve()).then(async () => {
-          await server.stop("SIGKILL");
-          await server.start();
-        });
-      };
-      const { traces, stats } = await runStorm({
-        server: () => server.url,
-        adminToken,
-        count: machinesInStorm,
-        deadlineMs: 85_000,
-        // Once among the enrolls and approvals (tokens spent, approvals whose answer is lost).
-        onApproved: (_t, approved) => {
-          if (approved === 100) crash("enrolling");
-        },
-        onConfig: (t, released) => {
-          // Then while the first joining server installs (gating state in flight), once among the agents.
-          if (t.config!.role === "server" && !kills.includes("first joining server")) crash("first joining server");
-          else if (released === Math.floor(machinesInStorm / 2)) crash("half released");
-        },
+  it("the same storm with edgejoin killed by SIGKILL three times midway and restarted on its data → no seat twice, nobody lost, all converge", async () => {
+    const server = await startServer();
+    const kills: string[] = [];
+    let restarting: Promise<void> | undefined;
+    // Kills queue behind a restart still in progress, so each one happens.
+    const crash = (why: string) => {
+      kills.push(why);
+      restarting = (restarting ?? Promise.resolve()).then(async () => {
+        await server.stop("SIGKILL");
+        await server.start();
       });
-      await restarting;
-      await server.stop("SIGTERM");
-      expect(kills).toEqual(["enrolling", "first joining server", "half released"]);
-      expect(stats.networkErrors).toBeGreaterThan(0);
-      verifyConverged(server, traces, stats);
-      report("crash", stats, traces, { kills: kills.length, re_enrolls: traces.reduce((n, t) => n + t.reEnrolls, 0) });
-    },
-    120_000,
-  );
+    };
+    const { traces, stats } = await runStorm({
+      server: () => server.url,
+      adminToken,
+      count: machinesInStorm,
+      deadlineMs: 85_000,
+      // Once among the enrolls and approvals (tokens spent, approvals whose answer is lost).
+      onApproved: (_t, approved) => {
+        if (approved === 100) crash("enrolling");
+      },
+      onConfig: (t, released) => {
+        // Then while the first joining server installs (gating state in flight), once among the agents.
+        if (t.config!.role === "server" && !kills.includes("first joining server")) crash("first joining server");
+        else if (released === Math.floor(machinesInStorm / 2)) crash("half released");
+      },
+    });
+    await restarting;
+    await server.stop("SIGTERM");
+    expect(kills).toEqual(["enrolling", "first joining server", "half released"]);
+    expect(stats.networkErrors).toBeGreaterThan(0);
+    verifyConverged(server, traces, stats);
+    report("crash", stats, traces, { kills: kills.length, re_enrolls: traces.reduce((n, t) => n + t.reEnrolls, 0) });
+  }, 120_000);
 });

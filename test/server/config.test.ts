@@ -83,15 +83,15 @@ describe("loadConfig", () => {
     ["edgejoin_log_level", "EDGEJOIN_LOG_LEVEL"],
   ])("unknown environment variable %s → refused in one line: did you mean %s?", (name, meant) => {
     const error = refusal({ EDGEJOIN_PUBLIC_URL: "http://a:1", [name]: "1" });
-    expect(error.message).toBe(
-      `unknown environment variable ${name} (did you mean ${meant}?); edgejoin's settings are listed in the README (Settings)`,
-    );
+    expect(error.message).toBe(`unknown environment variable ${name} (did you mean ${meant}?); edgejoin's settings are listed in the README (Settings)`);
   });
 
   it("unknown names far from every setting → refused without a guess; several → all in one line", () => {
     expect(refusal({ EDGEJOIN_PUBLIC_URL: "http://a:1", EDGEJOIN_FOO: "1" }).message).toMatch(/^unknown environment variable EDGEJOIN_FOO; /);
     const both = refusal({ EDGEJOIN_PUBLIC_URL: "http://a:1", EDGEJOIN_HTTP_PROT: "1", EDGEJOIN_AGENT_POLL_CAP: "1", EDGEJOIN_HTTPS_PORT: "8443" });
-    expect(both.message).toMatch(/^unknown environment variables EDGEJOIN_AGENT_POLL_CAP \(the node agent's[^)]*\), EDGEJOIN_HTTPS_PORT \(the HTTPS listener[^)]*not in this version\), EDGEJOIN_HTTP_PROT \(did you mean EDGEJOIN_HTTP_PORT\?\); /);
+    expect(both.message).toMatch(
+      /^unknown environment variables EDGEJOIN_AGENT_POLL_CAP \(the node agent's[^)]*\), EDGEJOIN_HTTPS_PORT \(the HTTPS listener[^)]*not in this version\), EDGEJOIN_HTTP_PROT \(did you mean EDGEJOIN_HTTP_PORT\?\); /,
+    );
     expect(both.message).not.toContain("\n");
   });
 
@@ -128,7 +128,6 @@ describe("loadConfig", () => {
       expect(message, name).not.toMatch(/unknown/);
     }
   });
-
 
   it.each([
     ["EDGEJOIN_HTTP_PORT", "abc"],

@@ -151,10 +151,10 @@ describe("npm start and edgejoin serve as processes", () => {
   it.each([
     ["edgejoin --help", process.execPath, ["bin/edgejoin.js", "--help"], /^Usage: edgejoin \[options\] \[command\]/m],
     ["edgejoin help serve", process.execPath, ["bin/edgejoin.js", "help", "serve"], /^Usage: edgejoin serve \[options\]/m],
-    ["edgejoin serve --help", process.execPath, ["bin/edgejoin.js", "serve", "--help"], /^Usage: edgejoin serve \[options\][^]*EDGEJOIN_TOKEN_TTL/m],
+    ["edgejoin serve --help", process.execPath, ["bin/edgejoin.js", "serve", "--help"], /^Usage: edgejoin serve \[options\][\s\S]*EDGEJOIN_TOKEN_TTL/m],
     ["edgejoin --version", process.execPath, ["bin/edgejoin.js", "--version"], new RegExp(`^${version}\\n$`)],
     ["edgejoin serve --version", process.execPath, ["bin/edgejoin.js", "serve", "--version"], new RegExp(`^${version}\\n$`)],
-    ["npm start -- --help", "npm", ["start", "--", "--help"], /^Usage: edgejoin serve \[options\][^]*EDGEJOIN_PUBLIC_URL/m],
+    ["npm start -- --help", "npm", ["start", "--", "--help"], /^Usage: edgejoin serve \[options\][\s\S]*EDGEJOIN_PUBLIC_URL/m],
     ["npm start -- --version", "npm", ["start", "--silent", "--", "--version"], new RegExp(`^${version}\\n$`)],
     ["node --import tsx server/main.ts --help", process.execPath, ["--import", "tsx", "server/main.ts", "--help"], /^Usage: edgejoin serve \[options\]/m],
   ])("%s → prints it and exits 0 without serving", async (_name, command, args, expected) => {

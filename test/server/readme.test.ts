@@ -35,7 +35,7 @@ describe("README", () => {
   });
 
   it("installer: one example per kind, each accepted by POST /api/v1/clusters as written; the first sets every field", async () => {
-    const examples = [...section("A cluster's installer").matchAll(/```json\n([^]*?)```/g)].map((m) => JSON.parse(m[1]!) as Record<string, unknown>);
+    const examples = [...section("A cluster's installer").matchAll(/```json\n([\s\S]*?)```/g)].map((m) => JSON.parse(m[1]!) as Record<string, unknown>);
     expect(examples.map((e) => e.kind)).toEqual(["ubuntu-autoinstall", "cloud-image"]);
     expect(Object.keys(examples[0]!).sort()).toEqual(fields);
     const t = makeTestApp();

@@ -81,9 +81,7 @@ describe("TFTP robustness", () => {
       expect((await boundUdpPorts()).has(transferPort)).toBe(true);
       await client.send(transferPort, errorPacket(8, "User aborted the transfer"));
       expect(await eventually(async () => !(await boundUdpPorts()).has(transferPort))).toBe(true);
-      expect(
-        await eventually(() => logs.some((l) => l.level === 20 && l.msg === "TFTP client ended after option negotiation (size probe)")),
-      ).toBe(true);
+      expect(await eventually(() => logs.some((l) => l.level === 20 && l.msg === "TFTP client ended after option negotiation (size probe)"))).toBe(true);
       expect(logs.some((l) => l.level >= 40 && l.file === "file.bin")).toBe(false);
       // Then the real request, as OVMF sends it.
       await client.send(port, rrq("file.bin", { blksize: "1468", windowsize: "4" }));
@@ -175,13 +173,7 @@ async function fetchWindowed(client: RawClient, blksize: number, windowsize: num
   return collect(client, tport, blksize, windowsize);
 }
 
-async function collect(
-  client: RawClient,
-  tport: number,
-  blksize: number,
-  windowsize: number,
-  opts: { duplicateEveryAck?: boolean } = {},
-): Promise<Buffer> {
+async function collect(client: RawClient, tport: number, blksize: number, windowsize: number, opts: { duplicateEveryAck?: boolean } = {}): Promise<Buffer> {
   const blocks: Buffer[] = [];
   let expected = 1;
   // Bounded: at most 1,000 packets and 2 s of silence.
@@ -195,7 +187,7 @@ async function collect(
     blocks.push(data);
     expected++;
     const last = data.length < blksize;
-    if (last || (block % windowsize === 0)) {
+    if (last || block % windowsize === 0) {
       await client.send(tport, ack(block));
       if (opts.duplicateEveryAck) await client.send(tport, ack(block));
     }

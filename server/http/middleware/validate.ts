@@ -77,4 +77,9 @@ export function validate<Target extends keyof ValidationTargets, Schema extends 
 }
 
 /** A numeric id in the path (`/:id`), as every admin route takes it. */
-export const idParam = z.object({ id: z.string().regex(/^[1-9]\d{0,14}$/, "id must be a positive integer").transform(Number) });
+export const idParam = z.object({
+  id: z
+    .string()
+    .regex(/^[1-9]\d{0,14}$/, "id must be a positive integer")
+    .transform(Number),
+});
