@@ -24,7 +24,7 @@ export function openDb(file: string): Db {
   // NORMAL is durable across process crashes in WAL mode; only an OS crash can lose the tail.
   sqlite.pragma("synchronous = NORMAL");
   sqlite.pragma("foreign_keys = ON");
-  // Another process (the CLI's backup, a second server by mistake) may hold the write lock briefly.
+  // Another process (a second server by mistake, a backup tool) may hold the write lock briefly.
   sqlite.pragma("busy_timeout = 5000");
   const db = drizzle(sqlite, { schema }) as Db;
   migrate(db, { migrationsFolder });

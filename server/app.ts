@@ -1,6 +1,6 @@
 /**
  * createApp(deps): the one place that lists middleware order and mounts one sub-app per concern.
- * protocol servers (HTTP, TFTP, DHCP) → handlers → core rules → store.
+ * protocol servers (HTTP, TFTP) → handlers → store transactions → pure core rules.
  */
 import { randomUUID } from "node:crypto";
 import { Hono } from "hono";
