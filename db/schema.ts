@@ -49,6 +49,9 @@ export const clusters = sqliteTable("clusters", {
   initStartedAt: integer("init_started_at"),
   /** When all desired servers were first ready together: before it the quorum is `forming`, after it `degraded`/`lost` mean loss. */
   formedAt: integer("formed_at"),
+  /** The admin kubeconfig the init server's agent uploaded after `ready` (a secret, like the tokens above). */
+  adminKubeconfig: text("admin_kubeconfig"),
+  kubeconfigAt: integer("kubeconfig_at"),
   createdAt: integer("created_at").notNull(),
   updatedAt: integer("updated_at").notNull(),
 });
@@ -159,3 +162,37 @@ export const settings = sqliteTable("settings", {
 
 export type ClusterRow = typeof clusters.$inferSelect;
 export type MachineRow = typeof machines.$inferSelect;
+
+/** Named admin bearer tokens; only each token's SHA-256 is kept. `initial` is the first start's. */
+export const adminTokens = sqliteTable("admin_tokens", {
+  name: text("name").primaryKey(),
+  /** Hex SHA-256 of the token; unique so one secret never answers to two names. */
+  sha256: text("sha256").notNull().unique(),
+  createdAt: integer("created_at").notNull(),
+  /** The actor that made it (`system` for the first start's, `admin:<name>` otherwise). */
+  createdBy: text("created_by").notNull(),
+  lastUsedAt: integer("last_used_at"),
+});
+
+/**
+ * What a machine did that no other table keeps: TFTP transfers (by address: TFTP knows no MAC),
+ * `/boot.ipxe` answers, seed fetches, config polls. A repeat of the newest entry of the same
+ * machine (or address) bumps `count` and `last_at` instead of adding a row, and old rows are
+ * trimmed per machine and per address, so polling never grows the table without bound.
+ */
+export const timelineEntries = sqliteTable(
+  "timeline_entries",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    /** Null for TFTP transfers, which are filed by address. */
+    machineId: integer("machine_id"),
+    sourceIp: text("source_ip"),
+    /** `tftp`, `boot`, `seed`, `config`, `syslog`. */
+    kind: text("kind").notNull(),
+    detail: text("detail").notNull(),
+    count: integer("count").notNull().default(1),
+    firstAt: integer("first_at").notNull(),
+    lastAt: integer("last_at").notNull(),
+  },
+  (t) => [index("timeline_machine").on(t.machineId, t.id), index("timeline_ip").on(t.sourceIp, t.id)],
+);
