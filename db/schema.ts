@@ -25,6 +25,9 @@ export type InstallerProfile = {
   storage_layout?: "lvm" | "direct";
 };
 
+/** When a cluster's unknown machines may be wiped and installed: at once, or only once approved. */
+export type InstallPolicy = "immediate" | "after_approval";
+
 export const clusters = sqliteTable("clusters", {
   id: integer("id").primaryKey({ autoIncrement: true }),
   name: text("name").notNull().unique(),
@@ -52,6 +55,8 @@ export const clusters = sqliteTable("clusters", {
   /** The admin kubeconfig the init server's agent uploaded after `ready` (a secret, like the tokens above). */
   adminKubeconfig: text("admin_kubeconfig"),
   kubeconfigAt: integer("kubeconfig_at"),
+  /** `immediate`: an unknown machine installs at once; `after_approval`: it waits at an iPXE screen until approved. */
+  installPolicy: text("install_policy").$type<InstallPolicy>().notNull().default("immediate"),
   createdAt: integer("created_at").notNull(),
   updatedAt: integer("updated_at").notNull(),
 });
@@ -88,6 +93,12 @@ export const machines = sqliteTable(
     seatRevokedAt: integer("seat_revoked_at"),
     /** Set when a machine reports k3s running on a seat that was taken back from it. */
     splitBrainRisk: integer("split_brain_risk", { mode: "boolean" }).notNull().default(false),
+    /** Who approved it this time: `admin:<token name>` (or `admin`), `rule:<rule name>`, `machine:<pre-registration id>`. */
+    approvedBy: text("approved_by"),
+    /** Approved before its first enrollment (from `discovered`): that one enroll keeps it approved. */
+    approvedBeforeEnroll: integer("approved_before_enroll", { mode: "boolean" }).notNull().default(false),
+    /** When its installer last reported a failure (`result: FAIL` or an error log); cleared by its next enroll. */
+    installFailedAt: integer("install_failed_at"),
     /** SHA-256 of the per-machine install-progress token (the only secret allowed in a URL). */
     progressTokenHash: text("progress_token_hash"),
     firstSeenAt: integer("first_seen_at").notNull(),
@@ -196,3 +207,50 @@ export const timelineEntries = sqliteTable(
   },
   (t) => [index("timeline_machine").on(t.machineId, t.id), index("timeline_ip").on(t.sourceIp, t.id)],
 );
+
+/** Pre-registered machines: approved the moment one of them enrolls (`approved_by: machine:<id>`). */
+export const preRegistrations = sqliteTable(
+  "pre_registrations",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    /** Exactly one of mac, serial, uuid: the identity the admin expects (normalized at the edge). */
+    mac: text("mac"),
+    serial: text("serial"),
+    uuid: text("uuid"),
+    clusterId: integer("cluster_id")
+      .notNull()
+      .references(() => clusters.id),
+    hostname: text("hostname"),
+    labels: text("labels", { mode: "json" }).$type<Record<string, string>>().notNull().default(sql`'{}'`),
+    role: text("role").$type<RolePreference>().notNull().default("auto"),
+    /** The machine it approved; it approves no other machine after that (serials are no secrets). */
+    machineId: integer("machine_id"),
+    usedAt: integer("used_at"),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [index("pre_registrations_mac").on(t.mac), index("pre_registrations_serial").on(t.serial), index("pre_registrations_uuid").on(t.uuid)],
+);
+
+/** Auto-approve rules: every given condition must match; `remaining` counts down inside the enroll transaction. */
+export const approvalRules = sqliteTable("approval_rules", {
+  id: integer("id").primaryKey({ autoIncrement: true }),
+  name: text("name").notNull().unique(),
+  clusterId: integer("cluster_id")
+    .notNull()
+    .references(() => clusters.id),
+  matchCidr: text("match_cidr"),
+  matchManufacturer: text("match_manufacturer"),
+  matchProduct: text("match_product"),
+  matchSerialPrefix: text("match_serial_prefix"),
+  role: text("role").$type<RolePreference>(),
+  /** How many more machines it may approve; null = no limit. */
+  remaining: integer("remaining"),
+  /** How many it approved so far. */
+  approvedCount: integer("approved_count").notNull().default(0),
+  enabled: integer("enabled", { mode: "boolean" }).notNull().default(true),
+  createdAt: integer("created_at").notNull(),
+  updatedAt: integer("updated_at").notNull(),
+});
+
+export type PreRegistrationRow = typeof preRegistrations.$inferSelect;
+export type ApprovalRuleRow = typeof approvalRules.$inferSelect;
