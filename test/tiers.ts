@@ -45,6 +45,7 @@ export const tiers = {
     "test/server/health.test.ts",
     "test/server/readme.test.ts",
     "test/tftp/contained-dir.test.ts",
+    "test/tokens/*.test.ts",
   ],
   integration: [
     "test/agent/agent-parts.test.ts",

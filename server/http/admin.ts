@@ -117,7 +117,7 @@ export const adminRoutes = new Hono<AppEnv>()
       db,
       c.req.valid("param").id,
       { clusterId: body.cluster_id, role: body.role, hostname: body.hostname, labels: body.labels },
-      { actor: adminActor, sourceIp: c.var.sourceIp, now: clock() },
+      { actor: adminActor(c), sourceIp: c.var.sourceIp, now: clock() },
     );
     return c.json(nodeView(machine));
   })
@@ -125,7 +125,7 @@ export const adminRoutes = new Hono<AppEnv>()
     const { db, clock } = c.var.deps;
     const machine = rejectMachine(db, c.req.valid("param").id, {
       reason: c.req.valid("json").reason,
-      actor: adminActor,
+      actor: adminActor(c),
       sourceIp: c.var.sourceIp,
       now: clock(),
     });
@@ -135,7 +135,7 @@ export const adminRoutes = new Hono<AppEnv>()
     // Its seat goes back to the quorum for the next machine.
     const machine = retireMachine(c.var.deps.db, c.req.valid("param").id, {
       now: c.var.deps.clock(),
-      actor: adminActor,
+      actor: adminActor(c),
       sourceIp: c.var.sourceIp,
       reason: c.req.valid("json").reason,
     });
@@ -148,7 +148,7 @@ export const adminRoutes = new Hono<AppEnv>()
       now: clock(),
       // A retired key must verify until the longest-lived token it signed has expired.
       maxTokenLifetimeMs: Math.max(config.tokenTtlMs, config.credentialTtlMs),
-      actor: adminActor,
+      actor: adminActor(c),
       sourceIp: c.var.sourceIp,
     });
     logger.info(result, "signing key rotated");

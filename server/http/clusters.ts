@@ -80,7 +80,7 @@ export const clusterRoutes = new Hono<AppEnv>()
         matchCidrs: body.match_cidrs,
         userDataTemplate: body.user_data_template,
       },
-      { now: clock(), actor: adminActor, sourceIp: c.var.sourceIp || null },
+      { now: clock(), actor: adminActor(c), sourceIp: c.var.sourceIp || null },
     );
     return c.json(present(row), 201);
   })
@@ -95,7 +95,7 @@ export const clusterRoutes = new Hono<AppEnv>()
     const { id } = c.req.valid("param");
     const change = toFields(c.req.valid("json"));
     requireTemplate(config.templatesDir, change.userDataTemplate);
-    const row = updateCluster(db, id, change, { now: clock(), actor: adminActor, sourceIp: c.var.sourceIp || null });
+    const row = updateCluster(db, id, change, { now: clock(), actor: adminActor(c), sourceIp: c.var.sourceIp || null });
     return c.json(present(row));
   })
   .get("/api/v1/clusters/:id/quorum", adminAuth, validate("param", idParam), (c) => {

@@ -1,8 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { eq } from "drizzle-orm";
-import { auditEvents, clusters, machines, settings } from "../../db/schema.js";
-import { openDb } from "../../db/client.js";
-import { ensureAdminToken, hashAdminToken } from "../../server/store/admin-token.js";
+import { auditEvents, clusters, machines } from "../../db/schema.js";
 import { makeTestApp } from "../helpers/app.js";
 import { admin, discoverAndEnroll, mac, postJson, uuid } from "./fixtures.js";
 
@@ -58,7 +56,7 @@ describe("POST /api/v1/nodes/:id/approve and /reject", () => {
     const m = t.db.select().from(machines).get()!;
     expect(m).toMatchObject({ state: "approved", rolePreference: "server", hostname: "edge-01", stateChangedAt: t.clock() });
     const [a] = t.db.select().from(auditEvents).where(eq(auditEvents.action, "machine.approved")).all();
-    expect(a).toMatchObject({ actor: "admin", machineId: node_id, clusterId: 1, at: t.clock() });
+    expect(a).toMatchObject({ actor: "admin:env", machineId: node_id, clusterId: 1, at: t.clock() });
     expect(a!.detail).toMatchObject({ from: "pending", role: "server", hostname: "edge-01" });
   });
 
@@ -69,7 +67,7 @@ describe("POST /api/v1/nodes/:id/approve and /reject", () => {
     const res = await t.app.request(`/api/v1/nodes/${node_id}/reject`, { method: "POST", headers: admin }, socket);
     expect(res.status).toBe(200);
     const [a] = t.db.select().from(auditEvents).where(eq(auditEvents.action, "machine.rejected")).all();
-    expect(a).toMatchObject({ actor: "admin", sourceIp: "10.77.0.9", machineId: node_id });
+    expect(a).toMatchObject({ actor: "admin:env", sourceIp: "10.77.0.9", machineId: node_id });
   });
 
   it("approve with an empty body → role auto in the machine's cluster", async () => {
@@ -135,28 +133,5 @@ describe("POST /api/v1/nodes/:id/approve and /reject", () => {
       .get();
     expect((await postJson(t, `/api/v1/nodes/${node_id}/approve`, { cluster_id: lab.id, role: "agent" }, admin)).status).toBe(200);
     expect(t.db.select().from(machines).get()).toMatchObject({ clusterId: lab.id, rolePreference: "agent" });
-  });
-});
-
-describe("admin token at first start", () => {
-  it("unset EDGEJOIN_ADMIN_TOKEN, first start → token made once, only its SHA-256 stored; later starts reuse it", () => {
-    const db = openDb(":memory:");
-    const first = ensureAdminToken(db, { configured: undefined, now: 1 });
-    expect(first.created).toMatch(/^[A-Za-z0-9_-]{43}$/);
-    expect(first.hash.equals(hashAdminToken(first.created!))).toBe(true);
-    const stored = db.select().from(settings).all();
-    expect(stored).toEqual([{ key: "admin_token_sha256", value: first.hash.toString("hex") }]);
-    expect(JSON.stringify(stored)).not.toContain(first.created);
-    const second = ensureAdminToken(db, { configured: undefined, now: 2 });
-    expect(second.created).toBeUndefined();
-    expect(second.hash.equals(first.hash)).toBe(true);
-  });
-
-  it("EDGEJOIN_ADMIN_TOKEN set → its hash is used, nothing stored", () => {
-    const db = openDb(":memory:");
-    const r = ensureAdminToken(db, { configured: "configured-admin-token-000000", now: 1 });
-    expect(r.created).toBeUndefined();
-    expect(r.hash.equals(hashAdminToken("configured-admin-token-000000"))).toBe(true);
-    expect(db.select().from(settings).all()).toHaveLength(0);
   });
 });
