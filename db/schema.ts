@@ -254,3 +254,23 @@ export const approvalRules = sqliteTable("approval_rules", {
 
 export type PreRegistrationRow = typeof preRegistrations.$inferSelect;
 export type ApprovalRuleRow = typeof approvalRules.$inferSelect;
+
+/**
+ * Console sign-ins. The cookie holds a random session id; only its SHA-256 is kept, so a copy of
+ * the database signs nobody in. A session acts as the admin token it was opened with.
+ */
+export const uiSessions = sqliteTable(
+  "ui_sessions",
+  {
+    idSha256: text("id_sha256").primaryKey(),
+    /** The admin token's name: the session's actions are audited as `admin:<name>`. */
+    tokenName: text("token_name").notNull(),
+    /** The synchronizer token every state-changing console request must carry. */
+    csrfToken: text("csrf_token").notNull(),
+    createdAt: integer("created_at").notNull(),
+    expiresAt: integer("expires_at").notNull(),
+  },
+  (t) => [index("ui_sessions_expires").on(t.expiresAt)],
+);
+
+export type UiSessionRow = typeof uiSessions.$inferSelect;
