@@ -28,6 +28,22 @@ export type InstallerProfile = {
 /** When a cluster's unknown machines may be wiped and installed: at once, or only once approved. */
 export type InstallPolicy = "immediate" | "after_approval";
 
+/** An enroll refused because the machine already enrolled in this install. */
+export type MachineConflict = { at: number; source_ip: string | null; facts: Record<string, unknown> | null };
+
+/** What an anonymous sighting (boot or seed request) said about the machine. */
+export type ReportedSighting = {
+  at: number;
+  via: string;
+  ip: string | null;
+  uuid?: string;
+  serial?: string;
+  manufacturer?: string;
+  product?: string;
+  arch?: string;
+  platform?: string;
+};
+
 export const clusters = sqliteTable("clusters", {
   id: integer("id").primaryKey({ autoIncrement: true }),
   name: text("name").notNull().unique(),
@@ -80,7 +96,7 @@ export const machines = sqliteTable(
     clusterId: integer("cluster_id").references(() => clusters.id),
     labels: text("labels", { mode: "json" }).$type<Record<string, string>>().notNull().default(sql`'{}'`),
     facts: text("facts", { mode: "json" }).$type<Record<string, unknown>>(),
-    /** Bumped when the machine's credential must stop working (seat taken back, retire). */
+    /** Bumped when the machine's credentials must stop working (reject, retire, reinstall, seat taken back, a new enrollment). */
     credentialGeneration: integer("credential_generation").notNull().default(0),
     /** When the role was given; with the lease setting it says when the seat is taken back. */
     roleAssignedAt: integer("role_assigned_at"),
@@ -99,8 +115,18 @@ export const machines = sqliteTable(
     approvedBeforeEnroll: integer("approved_before_enroll", { mode: "boolean" }).notNull().default(false),
     /** When its installer last reported a failure (`result: FAIL` or an error log); cleared by its next enroll. */
     installFailedAt: integer("install_failed_at"),
-    /** SHA-256 of the per-machine install-progress token (the only secret allowed in a URL). */
+    /** Unused since progress tokens are derived per install (server/store/install-progress.ts); kept for old databases. */
     progressTokenHash: text("progress_token_hash"),
+    /** Which install of this machine is current: bumped by an admin's reinstall (or an approval that needs one). */
+    installGeneration: integer("install_generation").notNull().default(0),
+    /** The install in which the machine last enrolled; null when it never did or its enrollment was revoked. */
+    enrolledGeneration: integer("enrolled_generation"),
+    /** When the installer reported its final success for the current install; null until then. */
+    installedAt: integer("installed_at"),
+    /** Refused second enrollments (newest last, bounded): an admin must dismiss them. */
+    conflicts: text("conflicts", { mode: "json" }).$type<MachineConflict[]>().notNull().default(sql`'[]'`),
+    /** What anonymous boot and seed requests last reported; never applied to the identity above. */
+    reported: text("reported", { mode: "json" }).$type<ReportedSighting>(),
     firstSeenAt: integer("first_seen_at").notNull(),
     lastSeenAt: integer("last_seen_at").notNull(),
     stateChangedAt: integer("state_changed_at").notNull(),
