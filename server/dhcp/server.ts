@@ -1,0 +1,115 @@
+/**
+ * The ProxyDHCP listener: two UDP sockets (67 for broadcasts, 4011 for the PXE exchange) around the
+ * pure decision in proxy.ts. Malformed packets are dropped and counted, never thrown.
+ */
+import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
+import { decodePacket, encodePacket, hardwareAddress } from "./packet.js";
+import { answerProxyDhcp, type ProxySettings } from "./proxy.js";
+
+/** The few log calls the listener makes; pino's logger fits. */
+export type ProtocolLog = Record<"debug" | "info" | "warn" | "error", (details: object, message: string) => void>;
+
+/** Counters the metrics exporter can read: every packet lands in exactly one of the last four. */
+export type ProxyDhcpStats = { received: number; answered: number; ignored: number; malformed: number; failed: number };
+
+/** What main (or a test) hands to `startProxyDhcp`. Ports and the broadcast address are settable for loopback tests. */
+export type ProxyDhcpOptions = {
+  host: string;
+  dhcpPort: number;
+  pxePort: number;
+  /** Where broadcast replies go: 68 and 255.255.255.255 on a real network. */
+  clientPort: number;
+  broadcastAddress: string;
+  settings: ProxySettings;
+  logger: ProtocolLog;
+};
+
+/** A running ProxyDHCP listener. */
+export type ProxyDhcpServer = { dhcpPort: number; pxePort: number; stats(): ProxyDhcpStats; close(): Promise<void> };
+
+function bind(socket: Socket, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    socket.once("error", reject);
+    socket.bind({ address: host, port, exclusive: true }, () => {
+      socket.off("error", reject);
+      resolve();
+    });
+  });
+}
+
+/** Bind both sockets and answer PXE clients until closed. */
+export async function startProxyDhcp(opts: ProxyDhcpOptions): Promise<ProxyDhcpServer> {
+  const stats: ProxyDhcpStats = { received: 0, answered: 0, ignored: 0, malformed: 0, failed: 0 };
+  const dhcp = createSocket({ type: "udp4", reuseAddr: false });
+  const pxe = createSocket({ type: "udp4", reuseAddr: false });
+
+  const handle = (socket: Socket, port: "dhcp" | "pxe") => (msg: Buffer, rinfo: RemoteInfo) => {
+    stats.received++;
+    try {
+      const packet = decodePacket(msg);
+      if (typeof packet === "string") {
+        stats.malformed++;
+        opts.logger.debug({ from: rinfo.address, bytes: msg.length, reason: packet }, "dropped a malformed DHCP packet");
+        return;
+      }
+      const answer = answerProxyDhcp(packet, port, rinfo.address, opts.settings);
+      if (typeof answer === "string") {
+        stats.ignored++;
+        if (answer !== "not-pxe" && answer !== "for-another-server") {
+          opts.logger.debug({ mac: hardwareAddress(packet), from: rinfo.address, reason: answer }, "ProxyDHCP did not answer");
+        }
+        return;
+      }
+      const bytes = encodePacket(answer.reply);
+      const [address, toPort] =
+        answer.to === "source"
+          ? [rinfo.address, rinfo.port]
+          : answer.to === "relay"
+            ? [answer.relay!, opts.dhcpPort]
+            : [opts.broadcastAddress, opts.clientPort];
+      socket.send(bytes, toPort, address, (err) => {
+        if (err) {
+          stats.failed++;
+          opts.logger.warn({ err, to: address }, "ProxyDHCP reply not sent");
+        }
+      });
+      stats.answered++;
+      opts.logger.info(
+        { mac: hardwareAddress(packet), from: rinfo.address, port: port === "dhcp" ? opts.dhcpPort : opts.pxePort, bootFile: answer.bootFile },
+        "ProxyDHCP answered",
+      );
+    } catch (err) {
+      // A decision or encoding bug must cost one packet, never the listener.
+      stats.failed++;
+      opts.logger.error({ err, from: rinfo.address }, "ProxyDHCP failed on a packet");
+    }
+  };
+
+  for (const [socket, port] of [
+    [dhcp, "dhcp"],
+    [pxe, "pxe"],
+  ] as const) {
+    socket.on("message", handle(socket, port));
+    socket.on("error", (err) => opts.logger.warn({ err }, "ProxyDHCP socket error"));
+  }
+  await bind(dhcp, opts.host, opts.dhcpPort);
+  try {
+    await bind(pxe, opts.host, opts.pxePort);
+  } catch (err) {
+    dhcp.close();
+    throw err;
+  }
+  // Replies to clients without an address yet go to the broadcast address.
+  dhcp.setBroadcast(true);
+  pxe.setBroadcast(true);
+
+  const close = (s: Socket) => new Promise<void>((resolve) => s.close(() => resolve()));
+  return {
+    dhcpPort: dhcp.address().port,
+    pxePort: pxe.address().port,
+    stats: () => ({ ...stats }),
+    close: async () => {
+      await Promise.all([close(dhcp), close(pxe)]);
+    },
+  };
+}
