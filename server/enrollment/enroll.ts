@@ -4,7 +4,7 @@
  * Pure: zod only; the store applies the decision inside one transaction.
  */
 import { z } from "zod";
-import { next, type MachineState } from "../lifecycle/machine.js";
+import { hasLiveEnrollment, next, type InstallView, type MachineState } from "../lifecycle/machine.js";
 import { ipxeWord, macText, smbiosText, uuidText } from "../identity.js";
 import type { BootstrapClaims } from "./tokens.js";
 
@@ -16,9 +16,26 @@ const disk = z.object({
   rotational: z.boolean().optional(),
 });
 
+/** How deep and how large the facts an agent sends may be: stored as JSON, shown to admins, kept in conflicts. */
+export const factsLimits = { depth: 8, bytes: 16 * 1024 } as const;
+
+/** Depth of a parsed JSON value, walked without recursion (a 30,000-deep body must not overflow the stack). */
+export function jsonDepth(value: unknown, stopAt = Number.POSITIVE_INFINITY): number {
+  let deepest = 0;
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (v === null || typeof v !== "object") continue;
+    if (depth > deepest) deepest = depth;
+    if (deepest > stopAt) return deepest;
+    for (const child of Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return deepest;
+}
+
 /**
  * Hardware facts the agent reports. The named ones are typed because admins and policies rely on
- * them; other keys are kept as sent (the 64 KiB body cap bounds them).
+ * them; other keys are kept as sent, bounded in depth and size (`factsLimits`).
  */
 export const machineFacts = z
   .object({
@@ -28,7 +45,16 @@ export const machineFacts = z
     manufacturer: smbiosText.optional(),
     product: smbiosText.optional(),
   })
-  .catchall(z.unknown());
+  .catchall(z.unknown())
+  .superRefine((facts, ctx) => {
+    if (jsonDepth(facts, factsLimits.depth) > factsLimits.depth) {
+      ctx.addIssue({ code: "custom", message: `facts may nest at most ${factsLimits.depth} levels deep` });
+      return;
+    }
+    if (Buffer.byteLength(JSON.stringify(facts)) > factsLimits.bytes) {
+      ctx.addIssue({ code: "custom", message: `facts may be at most ${factsLimits.bytes / 1024} KiB as JSON` });
+    }
+  });
 
 /** Reported hostnames are facts (the node name is decided at approval), so only sanity-checked. */
 const reportedHostname = z.string().regex(/^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})?$/, "hostname must be letters, digits, '.' and '-'");
@@ -51,13 +77,15 @@ export const enrollRequest = z
 export type EnrollRequest = z.output<typeof enrollRequest>;
 
 /** The machine as enrollment needs to see it. */
-export type KnownMachine = {
+export type KnownMachine = InstallView & {
   id: number;
   mac: string;
   uuid: string | null;
   serial: string | null;
   state: MachineState;
   clusterId: number | null;
+  /** Approved from `discovered`, before it installed: its first enroll keeps the approval. */
+  approvedBeforeEnroll?: boolean;
 };
 
 // Firmware that never had SMBIOS filled in reports these; they identify nothing and must neither
@@ -80,7 +108,7 @@ export function meaningfulSerial(serial: string | null | undefined): string | un
 
 /** Why an otherwise valid enroll is refused (codes match server/errors.ts). */
 export type EnrollRefusal = {
-  code: "mac_mismatch" | "cluster_mismatch" | "identity_conflict";
+  code: "mac_mismatch" | "cluster_mismatch" | "identity_conflict" | "machine_rejected" | "machine_retired";
   message: string;
   detail: Record<string, unknown>;
 };
@@ -88,6 +116,8 @@ export type EnrollRefusal = {
 /** What enrolling does to the machine. */
 export type EnrollDecision =
   | { kind: "refuse"; refusal: EnrollRefusal }
+  /** One enrollment per install: refused with `409 already_enrolled`, recorded on the machine as a conflict, nothing else changes. */
+  | { kind: "conflict"; message: string }
   | { kind: "enroll"; clusterId: number; nextState: MachineState; stateChanged: boolean; revokeCredentials: boolean };
 
 /**
@@ -122,7 +152,27 @@ export function decideEnrollment(o: {
       },
     };
   }
-  if (machine) {
+  if (machine?.state === "rejected") {
+    return {
+      kind: "refuse",
+      refusal: { code: "machine_rejected", message: "an admin rejected this machine; it enrolls again only after an admin approves it", detail: {} },
+    };
+  }
+  if (machine?.state === "retired") {
+    return {
+      kind: "refuse",
+      refusal: { code: "machine_retired", message: "this machine was retired; it enrolls again only after an admin approves it", detail: {} },
+    };
+  }
+  if (machine && hasLiveEnrollment(machine)) {
+    return {
+      kind: "conflict",
+      message: `machine ${machine.mac} already enrolled in its current install; this enroll was refused and recorded as a conflict for an admin to look at (nothing was issued or changed)`,
+    };
+  }
+  // The identity to compare with is the one an earlier enrollment gave; before any, only
+  // anonymous sightings spoke, and those are never trusted over the enrolling machine.
+  if (machine && machine.enrolledGeneration !== null) {
     const conflicts: Record<string, { known: string; reported: string }> = {};
     const knownUuid = meaningfulUuid(machine.uuid);
     const sentUuid = meaningfulUuid(request.uuid);
@@ -143,15 +193,21 @@ export function decideEnrollment(o: {
   }
   // Roles play no part in enrollment's moves, so the lifecycle sees the state alone.
   const state = machine?.state ?? "discovered";
+  // Approved before it installed (an `after_approval` cluster, or an admin who knew it), or
+  // approved or reinstalled by an admin since its enrollment was revoked: the enroll this
+  // install ends with is the one the decision was for. Only that one (it is live afterwards).
+  if (state === "approved" && (machine?.approvedBeforeEnroll || machine?.enrolledGeneration !== machine?.installGeneration)) {
+    return { kind: "enroll", clusterId, nextState: state, stateChanged: false, revokeCredentials: true };
+  }
+  if (state === "pending") return { kind: "enroll", clusterId, nextState: state, stateChanged: false, revokeCredentials: true };
   if (state === "discovered") {
     const first = next(o.preApproved ? "enroll_pre_approved" : "enroll", { state, role: null });
     if ("to" in first) return { kind: "enroll", clusterId, nextState: first.to, stateChanged: true, revokeCredentials: false };
   }
-  // A bootstrap token comes from an unauthenticated seed and MACs, UUIDs and serials are no
-  // secrets, so it may only ever enroll as pending: a machine that was approved (or further)
-  // and enrolls again goes back to pending with its quorum seat kept, its earlier node
-  // credentials stop working, and an admin approves it again. Rejected and retired stay so.
+  // A failed machine that installed again enrolls as pending: its earlier credentials stop
+  // working and an admin approves it again (a bootstrap token comes from an unauthenticated seed).
   const again = next("reenroll", { state, role: null });
   if ("to" in again) return { kind: "enroll", clusterId, nextState: again.to, stateChanged: true, revokeCredentials: true };
-  return { kind: "enroll", clusterId, nextState: state, stateChanged: false, revokeCredentials: false };
+  // Provisioning or joined without a live enrollment does not happen (revocations move the state).
+  return { kind: "conflict", message: `machine ${machine?.mac ?? request.mac} is ${state}; it enrolls again only after an admin's reinstall` };
 }
