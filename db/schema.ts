@@ -5,7 +5,7 @@
 import { sql } from "drizzle-orm";
 import { index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 // Type-only: the machine's vocabulary is owned by the pure lifecycle module; nothing of server/ loads here.
-import type { MachineRole, MachineState, RolePreference } from "../server/lifecycle/machine.js";
+import type { InstallPolicy, MachineRole, MachineState, RolePreference } from "../server/lifecycle/machine.js";
 
 /** The installer profile a cluster boots its not-yet-installed machines with. */
 export type InstallerProfile = {
@@ -25,8 +25,17 @@ export type InstallerProfile = {
   storage_layout?: "lvm" | "direct";
 };
 
-/** When a cluster's unknown machines may be wiped and installed: at once, or only once approved. */
-export type InstallPolicy = "immediate" | "after_approval";
+/** k3s `registries.yaml`: registry mirrors and per-registry TLS/auth (https://docs.k3s.io/installation/private-registry). */
+export type K3sRegistries = {
+  mirrors?: Record<string, { endpoint: string[]; rewrite?: Record<string, string> }>;
+  configs?: Record<
+    string,
+    {
+      auth?: { username?: string; password?: string; auth?: string; identity_token?: string };
+      tls?: { ca_file?: string; cert_file?: string; key_file?: string; insecure_skip_verify?: boolean };
+    }
+  >;
+};
 
 /** An enroll refused because the machine already enrolled in this install. */
 export type MachineConflict = { at: number; source_ip: string | null; facts: Record<string, unknown> | null };
@@ -69,6 +78,8 @@ export const clusters = sqliteTable("clusters", {
   /** When all desired servers were first ready together: before it the quorum is `forming`, after it `degraded`/`lost` mean loss. */
   formedAt: integer("formed_at"),
   /** The admin kubeconfig the init server's agent uploaded after `ready` (a secret, like the tokens above). */
+  /** k3s `registries.yaml` (mirrors of a local registry) as data; the agent writes it to /etc/rancher/k3s/. Null = none. */
+  registries: text("registries", { mode: "json" }).$type<K3sRegistries>(),
   adminKubeconfig: text("admin_kubeconfig"),
   kubeconfigAt: integer("kubeconfig_at"),
   /** `immediate`: an unknown machine installs at once; `after_approval`: it waits at an iPXE screen until approved. */
@@ -300,3 +311,29 @@ export const uiSessions = sqliteTable(
 );
 
 export type UiSessionRow = typeof uiSessions.$inferSelect;
+
+/**
+ * Syslog lines booting machines sent (iPXE, the installer, the agent), filed under the machine
+ * whose last known address sent them. Trimmed to the newest per machine and in total on insert.
+ */
+export const syslogMessages = sqliteTable(
+  "syslog_messages",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    machineId: integer("machine_id")
+      .notNull()
+      .references(() => machines.id, { onDelete: "cascade" }),
+    receivedAt: integer("received_at").notNull(),
+    sourceIp: text("source_ip").notNull(),
+    facility: integer("facility").notNull(),
+    severity: integer("severity").notNull(),
+    /** The sender's own timestamp, as text: a booting machine's clock is often wrong. */
+    sentAt: text("sent_at"),
+    hostname: text("hostname"),
+    app: text("app"),
+    message: text("message").notNull(),
+  },
+  (t) => [index("syslog_machine").on(t.machineId, t.id)],
+);
+
+export type SyslogRow = typeof syslogMessages.$inferSelect;
