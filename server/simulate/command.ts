@@ -1,6 +1,6 @@
 /** The `edgejoin simulate` subcommand: options, then the run, the report and the exit status. */
 import { type Command, InvalidArgumentError } from "commander";
-import { describeResult, simulate } from "./run.js";
+import { describeResult, resultJson, simulate } from "./run.js";
 
 function positive(name: string) {
   return (v: string) => {
@@ -30,6 +30,7 @@ export function addSimulateCommand(program: Command): void {
     .option("--fast", "shorten every wait (retry_after, the made-up k3s start) for simulation", false)
     .option("--approve", "approve through the admin API instead of with an approval rule the run creates", false)
     .option("--timeout <seconds>", "give up after this long", positive("--timeout"), 900)
+    .option("--json", "print the figures as one JSON object instead of the tables", false)
     .action(
       async (opts: {
         nodes: number;
@@ -42,6 +43,7 @@ export function addSimulateCommand(program: Command): void {
         fast: boolean;
         approve: boolean;
         timeout: number;
+        json: boolean;
       }) => {
         const adminToken = process.env.EDGEJOIN_ADMIN_TOKEN;
         if (!adminToken) {
@@ -62,7 +64,7 @@ export function addSimulateCommand(program: Command): void {
             approve: opts.approve,
             timeoutMs: opts.timeout * 1000,
           });
-          process.stdout.write(describeResult(result));
+          process.stdout.write(opts.json ? `${JSON.stringify(resultJson(result))}\n` : describeResult(result));
           process.exitCode = result.ok ? 0 : 1;
         } catch (err) {
           process.stderr.write(`edgejoin simulate: ${(err as Error).message}\n`);

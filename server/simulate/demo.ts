@@ -4,40 +4,15 @@
  * PID and remove the folder. The server's own output goes to <folder>/server.log, kept on failure.
  */
 import { spawn } from "node:child_process";
-import { createSocket } from "node:dgram";
 import { mkdtempSync, openSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { freeTcpPort, freeUdpPort } from "./ports.js";
 import { describeResult, simulate } from "./run.js";
 
 const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
-
-/** A free loopback TCP port (the kernel's pick, released at once). */
-export function freeTcpPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/** A free loopback UDP port. */
-export function freeUdpPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createSocket("udp4");
-    s.once("error", reject);
-    s.bind(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function waitHealthy(url: string, exited: () => boolean, ms: number): Promise<void> {
   const deadline = Date.now() + ms;

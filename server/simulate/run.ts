@@ -236,3 +236,19 @@ export function describeResult(r: SimulateResult): string {
   ];
   return `${lines.filter(Boolean).join("\n")}\n`;
 }
+
+/** The figures as plain data, for `--json` and the bench. */
+export function resultJson(r: SimulateResult) {
+  const failed = r.traces.filter((t) => !t.joined);
+  return {
+    ok: r.ok,
+    wall_ms: Math.round(r.wallMs),
+    approval: r.approval,
+    machines: r.traces.length,
+    joined: r.traces.length - failed.length,
+    clusters: r.clusters,
+    steps: r.steps,
+    not_joined: failed.slice(0, 20).map((t) => ({ mac: t.mac, why: t.failure })),
+    notes: r.notes,
+  };
+}

@@ -1,0 +1,377 @@
+/**
+ * `npm run bench`: edgejoin against what people would otherwise run, in one run, alternating
+ * targets round by round on loopback so shared-CPU noise hits each the same; the ratios are the
+ * result. Servers are pinned to one CPU, load clients (wrk, the TFTP client, simulate) to the
+ * other, each in its own process; every load is bounded in time.
+ *
+ *   npm run bench [-- --rounds 3 --seconds 10 --only http,tftp,storm --soak]
+ *
+ * Needs wrk, nginx and tftpd-hpa (Debian packages wrk, nginx-light, tftpd-hpa). Writes
+ * bench/results/<time>.json with the CPU model and Node version, and prints a table with ratios.
+ */
+import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpus as osCpus, tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { freeTcpPort, freeUdpPort } from "../../server/simulate/ports.js";
+import { benchMac, benchMacCount } from "./macs.js";
+import { cpus, type Proc, repoRoot, rssMiB, run, start, waitHttp } from "./procs.js";
+
+const { values } = parseArgs({
+  options: {
+    rounds: { type: "string", default: "3" },
+    seconds: { type: "string", default: "10" },
+    only: { type: "string", default: "http,tftp,storm" },
+    soak: { type: "boolean", default: false },
+    "storm-nodes": { type: "string", default: "1000" },
+  },
+});
+const rounds = Number(values.rounds);
+const seconds = Number(values.seconds);
+const only = new Set(values.only!.split(","));
+const dir = mkdtempSync(join(tmpdir(), "edgejoin-bench-"));
+// nginx workers and tftpd-hpa, started as root, drop to nobody: they must be able to read in here.
+chmodSync(dir, 0o755);
+const adminToken = "bench-admin-token-0123456789abcdef";
+const procs: Proc[] = [];
+const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
+
+/** A fresh edgejoin on loopback with its own data folder; boot folder holding `bootFile` when given. */
+async function startEdgejoin(name: string, bootFile?: string) {
+  const http = await freeTcpPort();
+  const tftp = await freeUdpPort();
+  const root = join(dir, name);
+  mkdirSync(join(root, "boot"), { recursive: true });
+  if (bootFile) copyFileSync(bootFile, join(root, "boot", "boot.bin"));
+  const url = `http://127.0.0.1:${http}`;
+  const proc = start(process.execPath, ["--import", "tsx", "server/main.ts"], {
+    cpu: cpus.server,
+    log: join(dir, `${name}.log`),
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      EDGEJOIN_PUBLIC_URL: url,
+      EDGEJOIN_HTTP_HOST: "127.0.0.1",
+      EDGEJOIN_HTTP_PORT: String(http),
+      EDGEJOIN_TFTP_HOST: "127.0.0.1",
+      EDGEJOIN_TFTP_PORT: String(tftp),
+      EDGEJOIN_DATA_DIR: join(root, "data"),
+      EDGEJOIN_BOOT_DIR: join(root, "boot"),
+      EDGEJOIN_ADMIN_TOKEN: adminToken,
+      EDGEJOIN_LOG_LEVEL: "warn",
+      ...(process.env.BENCH_CPU_PROF ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env.BENCH_CPU_PROF}` } : {}),
+    },
+  });
+  procs.push(proc);
+  await waitHttp(`${url}/healthz`, 30_000, proc);
+  return { url, tftpPort: tftp, proc };
+}
+
+/** One wrk run: 1 thread, 64 connections, `secs` seconds, MACs rotating through `path` (MAC where `{mac}` is). */
+async function wrk(base: string, path: string, secs: number) {
+  const [prefix, suffix] = path.split("{mac}");
+  const script = join(dir, `wrk-${Buffer.from(path).toString("hex").slice(0, 24)}.lua`);
+  writeFileSync(
+    script,
+    `local i = 0
+request = function()
+  i = i + 1
+  local n = i % ${benchMacCount}
+  local mac = string.format("02:be:00:%02x:%02x:%02x", math.floor(n / 65536) % 256, math.floor(n / 256) % 256, n % 256)
+  return wrk.format("GET", "${prefix}" .. mac .. "${suffix ?? ""}")
+end
+`,
+  );
+  const out = await run("wrk", ["-t1", "-c64", `-d${secs}s`, "--timeout", "10s", "--latency", "-s", script, base], {
+    cpu: cpus.client,
+    ms: (secs + 30) * 1000,
+  });
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0);
+  const p99 = latencyMs(/^\s+99%\s+([\d.]+)(us|ms|s)\s*$/m.exec(out));
+  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
+  const errors = /Socket errors: (.*)/.exec(out)?.[1];
+  return { rps, p99_ms: p99, non2xx, errors: errors ?? null };
+}
+
+function latencyMs(m: RegExpExecArray | null): number {
+  if (!m) return Number.NaN;
+  const v = Number(m[1]);
+  return m[2] === "us" ? v / 1000 : m[2] === "s" ? v * 1000 : v;
+}
+
+const median = (xs: number[]) => {
+  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  return s.length ? s[Math.floor((s.length - 1) / 2)]! : Number.NaN;
+};
+
+async function nginx(www: string) {
+  const port = await freeTcpPort();
+  const root = join(dir, "nginx");
+  mkdirSync(join(root, "logs"), { recursive: true });
+  writeFileSync(
+    join(root, "nginx.conf"),
+    `worker_processes 1;
+daemon off;
+pid ${root}/nginx.pid;
+error_log ${root}/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  default_type text/plain;
+  client_body_temp_path ${root}/tmp;
+  server {
+    listen 127.0.0.1:${port};
+    root ${www};
+    location = /boot.ipxe { try_files /boot.ipxe =404; }
+    location ~ ^/cloud-init/[^/]+/user-data$ { try_files /user-data =404; }
+  }
+}
+`,
+  );
+  const proc = start("nginx", ["-p", root, "-e", join(root, "logs", "error.log"), "-c", join(root, "nginx.conf")], {
+    cpu: cpus.server,
+    log: join(dir, "nginx.log"),
+  });
+  procs.push(proc);
+  const url = `http://127.0.0.1:${port}`;
+  await waitHttp(`${url}/boot.ipxe`, 10_000, proc);
+  return url;
+}
+
+async function baseline(file: string) {
+  const port = await freeTcpPort();
+  const proc = start(process.execPath, ["--import", "tsx", join("test/bench", file), String(port)], { cpu: cpus.server, log: join(dir, `${file}.log`) });
+  procs.push(proc);
+  const url = `http://127.0.0.1:${port}`;
+  await waitHttp(url, 30_000, proc);
+  return url;
+}
+
+type HttpRow = { target: string; rps: number; p99_ms: number; runs: { rps: number; p99_ms: number; non2xx: number; errors: string | null }[] };
+
+async function benchHttp(): Promise<HttpRow[]> {
+  const ej = await startEdgejoin("http");
+  // The same bytes nginx serves: one machine's boot script and user-data as edgejoin answers them.
+  const www = join(dir, "www");
+  mkdirSync(www, { recursive: true });
+  writeFileSync(join(www, "boot.ipxe"), await (await fetch(`${ej.url}/boot.ipxe?mac=${benchMac(0)}`)).text());
+  writeFileSync(join(www, "user-data"), await (await fetch(`${ej.url}/cloud-init/${benchMac(0)}/user-data`)).text());
+  const nginxUrl = await nginx(www);
+  const mustacheUrl = await baseline("baseline-mustache.ts");
+  const jwtUrl = await baseline("baseline-sqlite-jwt.ts");
+  const targets = [
+    { target: "nginx static boot.ipxe", base: nginxUrl, path: "/boot.ipxe?mac={mac}" },
+    { target: "hono + mustache", base: mustacheUrl, path: "/boot.ipxe?mac={mac}" },
+    { target: "edgejoin /boot.ipxe", base: ej.url, path: "/boot.ipxe?mac={mac}" },
+    { target: "nginx static user-data", base: nginxUrl, path: "/cloud-init/{mac}/user-data" },
+    { target: "hono + sqlite + ed25519", base: jwtUrl, path: "/cloud-init/{mac}/user-data" },
+    { target: "edgejoin user-data", base: ej.url, path: "/cloud-init/{mac}/user-data" },
+  ];
+  // Warm-up: JIT, and every rotating MAC sighted once in edgejoin's database.
+  for (const t of targets) await wrk(t.base, t.path, 3);
+  const rows: HttpRow[] = targets.map((t) => ({ target: t.target, rps: 0, p99_ms: 0, runs: [] }));
+  for (let r = 0; r < rounds; r++) {
+    for (const [i, t] of targets.entries()) {
+      const res = await wrk(t.base, t.path, seconds);
+      rows[i]!.runs.push(res);
+      log(`round ${r + 1}/${rounds} ${t.target}: ${Math.round(res.rps)} req/s, p99 ${res.p99_ms} ms${res.non2xx ? `, ${res.non2xx} non-2xx` : ""}`);
+    }
+  }
+  for (const row of rows) {
+    row.rps = median(row.runs.map((x) => x.rps));
+    row.p99_ms = median(row.runs.map((x) => x.p99_ms));
+  }
+  return rows;
+}
+
+type TftpRow = { clients: number; blksize: number; edgejoin: TftpFigure; tftpd: TftpFigure };
+type TftpFigure = { mibps: number; p50_ms: number; transfers: number; failures: number };
+
+async function benchTftp(): Promise<TftpRow[]> {
+  // The same file from both: Debian's ipxe.efi when present, else 1 MiB of bytes.
+  const source = join(dir, "boot.bin");
+  if (existsSync("/usr/lib/ipxe/ipxe.efi")) copyFileSync("/usr/lib/ipxe/ipxe.efi", source);
+  else writeFileSync(source, Buffer.alloc(1 << 20, 7));
+  const ej = await startEdgejoin("tftp", source);
+  const tftpRoot = join(dir, "tftpd");
+  mkdirSync(tftpRoot, { recursive: true });
+  cpSync(source, join(tftpRoot, "boot.bin"));
+  const tftpdPort = await freeUdpPort();
+  // Foreground, one listener; it forks a process per transfer (as root it drops to nobody).
+  const tftpd = start("in.tftpd", ["--foreground", "--listen", "--user", "nobody", "--address", `127.0.0.1:${tftpdPort}`, "--secure", tftpRoot], {
+    cpu: cpus.server,
+    log: join(dir, "tftpd.log"),
+  });
+  procs.push(tftpd);
+  await new Promise((r) => setTimeout(r, 500));
+  const load = async (port: number, clients: number, blksize: number, secs: number): Promise<TftpFigure> => {
+    const out = await run(
+      process.execPath,
+      ["--import", "tsx", "test/bench/tftp-load.ts", "127.0.0.1", String(port), "boot.bin", String(clients), String(secs), String(blksize)],
+      {
+        cpu: cpus.client,
+        ms: (secs + 60) * 1000,
+      },
+    );
+    return JSON.parse(out) as TftpFigure;
+  };
+  await load(ej.tftpPort, 4, 1468, 2);
+  await load(tftpdPort, 4, 1468, 2);
+  const shapes = [1, 16, 64].flatMap((clients) => [512, 1468].map((blksize) => ({ clients, blksize })));
+  const runs = shapes.map(() => ({ edgejoin: [] as TftpFigure[], tftpd: [] as TftpFigure[] }));
+  const secs = Math.max(3, Math.round(seconds / 2));
+  for (let r = 0; r < rounds; r++) {
+    for (const [i, s] of shapes.entries()) {
+      const e = await load(ej.tftpPort, s.clients, s.blksize, secs);
+      const t = await load(tftpdPort, s.clients, s.blksize, secs);
+      runs[i]!.edgejoin.push(e);
+      runs[i]!.tftpd.push(t);
+      log(
+        `round ${r + 1}/${rounds} TFTP ${s.clients} clients blksize ${s.blksize}: edgejoin ${e.mibps.toFixed(1)} MiB/s (p50 ${e.p50_ms.toFixed(1)} ms), tftpd-hpa ${t.mibps.toFixed(1)} MiB/s (p50 ${t.p50_ms.toFixed(1)} ms)`,
+      );
+    }
+  }
+  const fold = (xs: TftpFigure[]): TftpFigure => ({
+    mibps: median(xs.map((x) => x.mibps)),
+    p50_ms: median(xs.map((x) => x.p50_ms)),
+    transfers: xs.reduce((n, x) => n + x.transfers, 0),
+    failures: xs.reduce((n, x) => n + x.failures, 0),
+  });
+  return shapes.map((s, i) => ({ ...s, edgejoin: fold(runs[i]!.edgejoin), tftpd: fold(runs[i]!.tftpd) }));
+}
+
+async function benchStorm(nodes: number) {
+  const ej = await startEdgejoin("storm");
+  const out = await run(
+    process.execPath,
+    [
+      "bin/edgejoin.js",
+      "simulate",
+      "--url",
+      ej.url,
+      "--nodes",
+      String(nodes),
+      "--fast",
+      "--cluster",
+      "storm",
+      "--servers",
+      "3",
+      "--tftp",
+      `127.0.0.1:${ej.tftpPort}`,
+      "--boot-file",
+      "autoexec.ipxe",
+      "--json",
+      "--timeout",
+      "600",
+    ],
+    { cpu: cpus.client, ms: 700_000, env: { ...process.env, EDGEJOIN_ADMIN_TOKEN: adminToken } },
+  ).catch((err: Error) => err.message);
+  await ej.proc.stop();
+  const json = out.split("\n").find((l) => l.startsWith("{"));
+  if (!json) return { ok: false, error: out.slice(-400) };
+  return JSON.parse(json) as { ok: boolean; wall_ms: number; joined: number; machines: number; steps: { step: string; count: number; p99: number }[] };
+}
+
+async function soak() {
+  const ej = await startEdgejoin("soak");
+  const minutes: { minute: number; rps: number; p99_ms: number; rss_mib: number }[] = [];
+  // One wrk minute at a time, boot.ipxe and user-data alternating by request, RSS read after each.
+  const mixed = "/cloud-init/{mac}/user-data";
+  for (let m = 1; m <= 5; m++) {
+    const a = await wrk(ej.url, "/boot.ipxe?mac={mac}", 30);
+    const b = await wrk(ej.url, mixed, 30);
+    const row = { minute: m, rps: (a.rps + b.rps) / 2, p99_ms: Math.max(a.p99_ms, b.p99_ms), rss_mib: rssMiB(ej.proc.child.pid!) };
+    minutes.push(row);
+    log(`soak minute ${m}: ${Math.round(row.rps)} req/s, RSS ${row.rss_mib.toFixed(0)} MiB`);
+  }
+  const first = minutes[0]!;
+  const last = minutes.at(-1)!;
+  return {
+    minutes,
+    throughput_ratio: last.rps / first.rps,
+    rss_growth: last.rss_mib / first.rss_mib,
+    ok: Math.abs(last.rps / first.rps - 1) <= 0.1 && last.rss_mib <= first.rss_mib * 1.2,
+  };
+}
+
+function fmt(n: number, digits = 0) {
+  return Number.isFinite(n) ? n.toFixed(digits) : "-";
+}
+
+function report(
+  http: HttpRow[] | undefined,
+  tftp: TftpRow[] | undefined,
+  storm: Awaited<ReturnType<typeof benchStorm>> | undefined,
+  soaked: Awaited<ReturnType<typeof soak>> | undefined,
+) {
+  const lines: string[] = [];
+  if (http) {
+    const by = (t: string) => http.find((r) => r.target === t)!;
+    const rel = {
+      "edgejoin /boot.ipxe": "hono + mustache",
+      "edgejoin user-data": "hono + sqlite + ed25519",
+      "hono + mustache": "nginx static boot.ipxe",
+      "hono + sqlite + ed25519": "nginx static user-data",
+    } as Record<string, string>;
+    lines.push("| target | req/s | p99 ms | vs | req/s ratio | p99 ratio |", "|---|---:|---:|---|---:|---:|");
+    for (const r of http) {
+      const ref = rel[r.target] ? by(rel[r.target]!) : undefined;
+      lines.push(
+        `| ${r.target} | ${fmt(r.rps)} | ${fmt(r.p99_ms, 1)} | ${ref?.target ?? ""} | ${ref ? `${fmt(r.rps / ref.rps, 2)}×` : ""} | ${ref ? `${fmt(r.p99_ms / ref.p99_ms, 2)}×` : ""} |`,
+      );
+    }
+    lines.push("");
+  }
+  if (tftp) {
+    lines.push(
+      "| TFTP clients | blksize | edgejoin MiB/s | tftpd-hpa MiB/s | ratio | edgejoin p50 ms | tftpd-hpa p50 ms |",
+      "|---:|---:|---:|---:|---:|---:|---:|",
+    );
+    for (const r of tftp) {
+      lines.push(
+        `| ${r.clients} | ${r.blksize} | ${fmt(r.edgejoin.mibps, 1)} | ${fmt(r.tftpd.mibps, 1)} | ${fmt(r.edgejoin.mibps / r.tftpd.mibps, 2)}× | ${fmt(r.edgejoin.p50_ms, 1)} | ${fmt(r.tftpd.p50_ms, 1)} |`,
+      );
+    }
+    lines.push("");
+  }
+  if (storm) {
+    if ("wall_ms" in storm) {
+      lines.push(
+        `storm: ${storm.joined}/${storm.machines} joined in ${fmt(storm.wall_ms / 1000, 1)} s (${storm.ok ? "ok" : "FAILED"}); p99 ms per step: ${storm.steps.map((s) => `${s.step} ${fmt(s.p99)}`).join(", ")}`,
+      );
+    } else lines.push(`storm: FAILED ${JSON.stringify(storm)}`);
+  }
+  if (soaked) {
+    lines.push(
+      `soak: last minute ${fmt(soaked.throughput_ratio, 2)}× the first's throughput, RSS ${fmt(soaked.minutes[0]!.rss_mib)} → ${fmt(soaked.minutes.at(-1)!.rss_mib)} MiB (${soaked.ok ? "ok" : "FAILED"})`,
+    );
+  }
+  return lines.join("\n");
+}
+
+async function main() {
+  log(`temp folder ${dir}; servers on CPU ${cpus.server}, load on CPU ${cpus.client}`);
+  const http = only.has("http") ? await benchHttp() : undefined;
+  for (const p of procs.splice(0)) await p.stop();
+  const tftp = only.has("tftp") ? await benchTftp() : undefined;
+  for (const p of procs.splice(0)) await p.stop();
+  const storm = only.has("storm") ? await benchStorm(Number(values["storm-nodes"])) : undefined;
+  const soaked = values.soak ? await soak() : undefined;
+  const table = report(http, tftp, storm, soaked);
+  const results = join(repoRoot, "bench", "results");
+  mkdirSync(results, { recursive: true });
+  const file = join(results, `${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
+  const commit = existsSync(join(repoRoot, ".git")) ? readFileSync(join(repoRoot, ".git", "HEAD"), "utf8").trim() : null;
+  writeFileSync(
+    file,
+    `${JSON.stringify({ at: new Date().toISOString(), cpu: osCpus()[0]?.model, cpus: osCpus().length, node: process.version, head: commit, rounds, seconds, http, tftp, storm, soak: soaked, table }, null, 2)}\n`,
+  );
+  process.stdout.write(`${table}\n\nresults: ${file}\n`);
+}
+
+try {
+  await main();
+} finally {
+  for (const p of procs) await p.stop();
+  rmSync(dir, { recursive: true, force: true });
+}

@@ -1,0 +1,36 @@
+/**
+ * Bench TFTP load client, run in its own process: `clients` loops, each reading `file` again and
+ * again for `seconds` (and at most `maxTransfers` each). Prints one JSON line: transfers, bytes,
+ * MiB/s, and the median and p99 transfer time.
+ * Usage: tsx test/bench/tftp-load.ts HOST PORT FILE CLIENTS SECONDS BLKSIZE
+ */
+import { tftpGet } from "../../server/simulate/tftp-client.js";
+
+const [host, port, file, clients, seconds, blksize] = process.argv.slice(2);
+const until = performance.now() + Number(seconds) * 1000;
+const maxTransfers = 100_000;
+const times: number[] = [];
+let bytes = 0;
+let failures = 0;
+
+async function loop() {
+  for (let i = 0; i < maxTransfers && performance.now() < until; i++) {
+    const started = performance.now();
+    try {
+      const r = await tftpGet(host!, Number(port), file!, { blksize: Number(blksize), timeoutMs: 1000, retries: 5 });
+      bytes += r.bytes;
+      times.push(performance.now() - started);
+    } catch {
+      failures++;
+    }
+  }
+}
+
+const started = performance.now();
+await Promise.all(Array.from({ length: Number(clients) }, loop));
+const elapsed = (performance.now() - started) / 1000;
+times.sort((a, b) => a - b);
+const at = (p: number) => times[Math.min(times.length - 1, Math.ceil((p / 100) * times.length) - 1)] ?? 0;
+process.stdout.write(
+  `${JSON.stringify({ transfers: times.length, failures, bytes, seconds: elapsed, mibps: bytes / 1048576 / elapsed, p50_ms: at(50), p99_ms: at(99) })}\n`,
+);
