@@ -69,6 +69,16 @@ export function noteActivity(db: Db, a: { machineId: number | null; ip: string |
   );
 }
 
+/** A TFTP transfer, filed under the client's address; never throws (TFTP must keep serving). */
+export function recordTftpTransfer(db: Db, t: { file: string; address: string; result: string; bytes: number; at: number }): void {
+  try {
+    const detail = t.result === "done" ? `${t.file} sent (${t.bytes} bytes)` : `${t.file} ${t.result.replace("_", " ")}`;
+    noteActivity(db, { machineId: null, ip: t.address.replace(/^::ffff:/, ""), kind: "tftp", detail, at: t.at });
+  } catch {
+    // A busy or closed database costs a timeline line, not a boot.
+  }
+}
+
 const iso = (ms: number) => new Date(ms).toISOString();
 
 /** An audit action as a timeline kind. */
