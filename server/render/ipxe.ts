@@ -7,12 +7,24 @@ import { z } from "zod";
 import type { InstallerProfile } from "../../db/schema.js";
 import type { TemplateSet } from "./templates.js";
 
-/** One URL or kernel argument: no whitespace, no `$`, no quotes, no backslash. */
+/**
+ * Why a word would be iPXE syntax rather than an argument: iPXE splits a line into commands at a
+ * word that is exactly `;`, `&&` or `||`, and ignores the rest of a line from a word starting
+ * with `#`. Such a word in a kernel argument list would run or hide commands.
+ */
+export function ipxeControlWord(word: string): string | undefined {
+  if (word === ";" || word.includes("&&") || word.includes("||")) return "an iPXE command separator (;, && or ||)";
+  if (word.startsWith("#")) return "a word starting with # (iPXE ignores the rest of the line)";
+  return undefined;
+}
+
+/** One URL or kernel argument: no whitespace, no `$`, no quotes, no backslash, no iPXE separator or comment. */
 export const ipxeToken = z
   .string()
   .min(1)
   .max(2048)
-  .regex(/^[A-Za-z0-9._~:/?#[\]@!&()*+,;=%-]+$/, "only URL characters, no spaces, quotes or $");
+  .regex(/^[A-Za-z0-9._~:/?#[\]@!&()*+,;=%-]+$/, "only URL characters, no spaces, quotes or $")
+  .refine((v) => ipxeControlWord(v) === undefined, "must not be an iPXE command separator (;, &&, ||) or start with #");
 
 /** Free text echoed to the console (a fixed message of ours, never input): letters, digits, punctuation, spaces. */
 const ipxeMessage = z
@@ -25,8 +37,11 @@ export function splitKernelArgs(args: string): string[] {
   return args.split(/ +/).filter((a) => a !== "");
 }
 
-const chainView = z.object({ bootUrl: ipxeToken });
+/** iPXE's `syslog` setting: an IPv4 address (iPXE always sends to UDP 514). */
+const syslogHost = z.ipv4().optional();
+const chainView = z.object({ bootUrl: ipxeToken, syslog: syslogHost });
 const installView = z.object({
+  syslog: syslogHost,
   machineLabel: ipxeToken,
   cluster: ipxeToken,
   kernelUrl: ipxeToken,
@@ -41,12 +56,14 @@ export class IpxeRenderer {
   constructor(
     private readonly templates: TemplateSet,
     private readonly publicUrl: string,
+    /** Where iPXE sends its console lines (`set syslog`), when edgejoin's receiver listens on 514. */
+    private readonly syslog?: string,
   ) {}
 
   /** The answer to a bare `GET /boot.ipxe`: chain to itself with the machine's identity. */
   chain(): string {
     // The template adds the query with its ${...} variables verbatim; only the base is a value.
-    return this.templates.render("ipxe/chain.ipxe", chainView, { bootUrl: `${this.publicUrl}/boot.ipxe` });
+    return this.templates.render("ipxe/chain.ipxe", chainView, { bootUrl: `${this.publicUrl}/boot.ipxe`, syslog: this.syslog });
   }
 
   /** Boot the cluster's installer (URLs already absolute: `Artifacts.resolveInstaller`) with this machine's NoCloud seed appended. */
@@ -71,6 +88,7 @@ export class IpxeRenderer {
       seed,
     ];
     return this.templates.render("ipxe/install.ipxe", installView, {
+      syslog: this.syslog,
       machineLabel: opts.mac,
       cluster: opts.cluster,
       kernelUrl: installer.kernel_url,

@@ -1,0 +1,37 @@
+/** `GET /api/v1/nodes/:id/syslog`: what a machine logged while booting and installing (admin, paged, oldest first). */
+import { Hono } from "hono";
+import type { AppEnv } from "../context.js";
+import { ApiError } from "../errors.js";
+import { getMachine } from "../store/machines.js";
+import { listSyslog } from "../store/syslog.js";
+import { adminAuth } from "./middleware/admin-auth.js";
+import { pageBody, pagedQuery, pageRequest } from "./middleware/pagination.js";
+import { idParam, validate } from "./middleware/validate.js";
+
+const severities = ["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"] as const;
+
+export const syslogRoutes = new Hono<AppEnv>().get(
+  "/api/v1/nodes/:id/syslog",
+  adminAuth,
+  validate("param", idParam),
+  validate("query", pagedQuery({})),
+  (c) => {
+    const { db } = c.var.deps;
+    const id = c.req.valid("param").id;
+    if (!getMachine(db, id)) throw new ApiError("not_found", `no machine with id ${id}`);
+    const page = listSyslog(db, id, pageRequest(c.req.valid("query")));
+    return c.json(
+      pageBody("lines", page, (r) => ({
+        id: r.id,
+        at: new Date(r.receivedAt).toISOString(),
+        source_ip: r.sourceIp,
+        facility: r.facility,
+        severity: severities[r.severity] ?? String(r.severity),
+        sent_at: r.sentAt,
+        hostname: r.hostname,
+        app: r.app,
+        message: r.message,
+      })),
+    );
+  },
+);
