@@ -5,16 +5,19 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv, MachineRow } from "../context.js";
-import { ApiError } from "../errors.js";
 import { machineStates, rolePreferences } from "../lifecycle/machine.js";
 import { nodeLabels } from "../clusters/spec.js";
 import { dnsLabelPattern } from "../lifecycle/node-name.js";
 import { listAudit } from "../store/audit.js";
 import { rotateSigningKey } from "../store/keys.js";
 import { approveMachine, rejectMachine, retireMachine } from "../store/decisions.js";
-import { getMachine, listMachines, listNodeEvents } from "../store/machines.js";
+import { listNodeEvents } from "../store/machines.js";
+import { listMachinesPage } from "../store/inventory.js";
+import { k3sRemovalFor } from "../quorum/report.js";
 import { adminActor, adminAuth } from "./middleware/admin-auth.js";
-import { idParam, limitJsonBody, validate } from "./middleware/validate.js";
+import { machineFromRef, machineRefParam } from "./middleware/machine-ref.js";
+import { pageBody, pagedQuery, pageRequest } from "./middleware/pagination.js";
+import { limitJsonBody, validate } from "./middleware/validate.js";
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
@@ -38,6 +41,10 @@ function nodeView(m: MachineRow) {
     facts: m.facts,
     last_ip: m.lastIp,
     split_brain_risk: m.splitBrainRisk,
+    approved_by: m.approvedBy,
+    // The installer reported a failure since the machine last enrolled: look at its events.
+    install_failed: m.installFailedAt !== null,
+    install_failed_at: iso(m.installFailedAt),
     first_seen_at: iso(m.firstSeenAt),
     last_seen_at: iso(m.lastSeenAt),
     state_changed_at: iso(m.stateChangedAt),
@@ -47,16 +54,16 @@ function nodeView(m: MachineRow) {
   };
 }
 
-const listQuery = z
-  .object({
-    state: z.enum(machineStates).optional(),
-    cluster_id: z
-      .string()
-      .regex(/^[1-9]\d{0,14}$/, "cluster_id must be a cluster id")
-      .transform(Number)
-      .optional(),
-  })
-  .strict();
+const listQuery = pagedQuery({
+  state: z.enum(machineStates).optional(),
+  cluster_id: z
+    .string()
+    .regex(/^[1-9]\d{0,14}$/, "cluster_id must be a cluster id")
+    .transform(Number)
+    .optional(),
+  q: z.string().min(1).max(64, "q: at most 64 characters").optional(),
+  install_failed: z.enum(["true", "false"], { error: "install_failed must be true or false" }).optional(),
+});
 
 const approveBody = z
   .object({
@@ -80,21 +87,24 @@ const rejectBody = z
   })
   .strict();
 
-function mustGetMachine(c: { var: AppEnv["Variables"] }, id: number): MachineRow {
-  const m = getMachine(c.var.deps.db, id);
-  if (!m) throw new ApiError("not_found", `no machine with id ${id}`);
-  return m;
+/** The machine the path's `:id` names: an id, a MAC or a serial. */
+function mustGetMachine(c: { var: AppEnv["Variables"] }, ref: string): MachineRow {
+  return machineFromRef(c.var.deps.db, ref);
 }
+
+/** Approving a machine that is already approved (or further) changes nothing and says so. */
+const approvedStates: readonly MachineRow["state"][] = ["approved", "provisioning", "joined"];
 
 export const adminRoutes = new Hono<AppEnv>()
   .get("/api/v1/nodes", adminAuth, validate("query", listQuery), (c) => {
     const q = c.req.valid("query");
-    return c.json({ nodes: listMachines(c.var.deps.db, { state: q.state, clusterId: q.cluster_id }).map(nodeView) });
+    const filter = { state: q.state, clusterId: q.cluster_id, q: q.q, installFailed: q.install_failed === undefined ? undefined : q.install_failed === "true" };
+    return c.json(pageBody("nodes", listMachinesPage(c.var.deps.db, filter, pageRequest(q)), nodeView));
   })
-  .get("/api/v1/nodes/:id", adminAuth, validate("param", idParam), (c) => {
+  .get("/api/v1/nodes/:id", adminAuth, validate("param", machineRefParam), (c) => {
     return c.json(nodeView(mustGetMachine(c, c.req.valid("param").id)));
   })
-  .get("/api/v1/nodes/:id/events", adminAuth, validate("param", idParam), (c) => {
+  .get("/api/v1/nodes/:id/events", adminAuth, validate("param", machineRefParam), (c) => {
     const m = mustGetMachine(c, c.req.valid("param").id);
     const { db } = c.var.deps;
     return c.json({
@@ -110,20 +120,25 @@ export const adminRoutes = new Hono<AppEnv>()
       })),
     });
   })
-  .post("/api/v1/nodes/:id/approve", limitJsonBody, adminAuth, validate("param", idParam), validate("json", approveBody), (c) => {
+  .post("/api/v1/nodes/:id/approve", limitJsonBody, adminAuth, validate("param", machineRefParam), validate("json", approveBody), (c) => {
     const body = c.req.valid("json");
     const { db, clock } = c.var.deps;
+    const current = mustGetMachine(c, c.req.valid("param").id);
+    if (approvedStates.includes(current.state) && current.conflicts.length === 0 && (body.cluster_id ?? current.clusterId) === current.clusterId) {
+      // A retried click or script: nothing to do, and not an error.
+      return c.json({ ...nodeView(current), already_approved: true, message: `machine ${current.id} is already approved (${current.state})` });
+    }
     const machine = approveMachine(
       db,
-      c.req.valid("param").id,
+      current.id,
       { clusterId: body.cluster_id, role: body.role, hostname: body.hostname, labels: body.labels },
       { actor: adminActor(c), sourceIp: c.var.sourceIp, now: clock() },
     );
     return c.json(nodeView(machine));
   })
-  .post("/api/v1/nodes/:id/reject", limitJsonBody, adminAuth, validate("param", idParam), validate("json", rejectBody), (c) => {
+  .post("/api/v1/nodes/:id/reject", limitJsonBody, adminAuth, validate("param", machineRefParam), validate("json", rejectBody), (c) => {
     const { db, clock } = c.var.deps;
-    const machine = rejectMachine(db, c.req.valid("param").id, {
+    const machine = rejectMachine(db, mustGetMachine(c, c.req.valid("param").id).id, {
       reason: c.req.valid("json").reason,
       actor: adminActor(c),
       sourceIp: c.var.sourceIp,
@@ -131,15 +146,17 @@ export const adminRoutes = new Hono<AppEnv>()
     });
     return c.json(nodeView(machine));
   })
-  .post("/api/v1/nodes/:id/retire", limitJsonBody, adminAuth, validate("param", idParam), validate("json", rejectBody), (c) => {
+  .post("/api/v1/nodes/:id/retire", limitJsonBody, adminAuth, validate("param", machineRefParam), validate("json", rejectBody), (c) => {
+    const before = mustGetMachine(c, c.req.valid("param").id);
     // Its seat goes back to the quorum for the next machine.
-    const machine = retireMachine(c.var.deps.db, c.req.valid("param").id, {
+    const machine = retireMachine(c.var.deps.db, before.id, {
       now: c.var.deps.clock(),
       actor: adminActor(c),
       sourceIp: c.var.sourceIp,
       reason: c.req.valid("json").reason,
     });
-    return c.json(nodeView(machine));
+    // edgejoin cannot reach into k3s: say what the admin removes there (null when it never ran k3s).
+    return c.json({ ...nodeView(machine), remove_from_k3s: before.state === "retired" ? null : k3sRemovalFor(before, before.role) });
   })
   .post("/api/v1/keys/rotate", adminAuth, (c) => {
     const { db, keyring, config, clock, logger } = c.var.deps;

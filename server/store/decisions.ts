@@ -34,7 +34,7 @@ function load(tx: Tx, id: number, event: MachineEvent): { m: MachineRow; to: Mac
   return { m, to: move.to };
 }
 
-/** Approve a machine (pending, rejected, failed or retired → approved). */
+/** Approve a machine (discovered, pending, rejected, failed or retired → approved); `approved_by` is the actor. */
 export function approveMachine(db: Db, id: number, approval: Approval, o: DecisionContext): MachineRow {
   return transact(db, (tx) => {
     const loaded = load(tx, id, "approve");
@@ -54,6 +54,9 @@ export function approveMachine(db: Db, id: number, approval: Approval, o: Decisi
         stateChangedAt: o.now,
         clusterId,
         rolePreference: approval.role,
+        approvedBy: o.actor,
+        // Approved before it ever enrolled: the enroll its install ends with keeps the approval.
+        approvedBeforeEnroll: m.state === "discovered",
         ...(approval.hostname ? { hostname: approval.hostname } : {}),
         ...(approval.labels ? { labels: approval.labels } : {}),
       })

@@ -41,6 +41,8 @@ export function recordInstallerEvent(db: Db, machine: MachineRow, event: Install
   db.transaction((tx) => {
     tx.insert(nodeEvents).values({ machineId: machine.id, at: at.now, source: "installer", type: event.type, detail: event.detail }).run();
     if (event.failed) {
+      // A flag on the machine (`install_failed`, a `nodes` filter) until its next enroll clears it.
+      tx.update(machines).set({ installFailedAt: at.now }).where(eq(machines.id, machine.id)).run();
       recordAudit(tx, {
         at: at.now,
         actor: `machine:${machine.id}`,
