@@ -87,7 +87,7 @@ describe("iPXE's syslog setting", () => {
     const on = makeTestApp({ env: { EDGEJOIN_SYSLOG_PORT: "514" }, transport: "http" });
     const script = await (await on.app.request("/boot.ipxe")).text();
     expect(script.split("\n").slice(0, 2)).toEqual(["#!ipxe", "set syslog 10.77.0.1"]);
-    for (const env of [{ EDGEJOIN_SYSLOG_PORT: "5514" }, {}]) {
+    for (const env of [{ EDGEJOIN_SYSLOG_PORT: "5514" }, {}] as Record<string, string>[]) {
       const { app } = makeTestApp({ env, transport: "http" });
       expect(await (await app.request("/boot.ipxe")).text()).not.toContain("syslog");
     }
