@@ -11,8 +11,13 @@ import type { Config } from "./config.js";
 import type { AppEnv, Clock, Deps } from "./context.js";
 import { ApiError } from "./errors.js";
 import { handleError } from "./http/error-handler.js";
+import { observe } from "./http/middleware/observe.js";
+import { createMetrics } from "./metrics/registry.js";
+import { countMachines, countReadyServers } from "./store/fleet.js";
 import { bootRoutes } from "./http/boot.js";
 import { healthRoutes } from "./http/health.js";
+import { metricsRoutes } from "./http/metrics.js";
+import { uiRoutes } from "./http/ui/index.js";
 import { wellKnownRoutes } from "./http/well-known.js";
 import { enrollRoutes } from "./http/enroll.js";
 import { nodeRoutes } from "./http/node.js";
@@ -54,6 +59,7 @@ export function makeDeps(input: AppInput): Deps {
     cloudInit: new CloudInitRenderer(templates),
     artifacts: new Artifacts(input.config.artifactsDir, input.config.publicUrl),
     keyring: input.keyring ?? Keyring.generate(clock()),
+    metrics: createMetrics(),
     adminTokenHash: input.adminTokenHash ?? (input.config.adminToken ? hashAdminToken(input.config.adminToken) : undefined),
   };
 }
@@ -62,6 +68,7 @@ export function makeDeps(input: AppInput): Deps {
 export function createApp(input: AppInput | Deps) {
   const deps = "ipxe" in input ? input : makeDeps(input);
   const app = new Hono<AppEnv>();
+  deps.metrics.setFleetReader(() => ({ machines: countMachines(deps.db), serversReady: countReadyServers(deps.db) }));
 
   app.use(async (c, next) => {
     c.set("deps", deps);
@@ -79,23 +86,15 @@ export function createApp(input: AppInput | Deps) {
       // app.request() in tests has no socket.
     }
     c.set("sourceIp", ip.replace(/^::ffff:/, ""));
-    const started = performance.now();
     await next();
-    // The client address ties a request to a machine (through its DHCP lease) when reading a boot's story.
-    deps.logger.debug(
-      {
-        requestId: c.var.requestId,
-        method: c.req.method,
-        path: c.req.path,
-        status: c.res.status,
-        ip: c.var.sourceIp || undefined,
-        ms: Math.round(performance.now() - started),
-      },
-      "request",
-    );
   });
+  // The request log line (with the client address, which ties a request to a machine through its
+  // DHCP lease), HTTP metrics, and the audit log's events as log lines.
+  app.use(observe(deps));
 
   app.route("/", healthRoutes);
+  app.route("/", metricsRoutes);
+  app.route("/", uiRoutes);
   app.route("/", bootRoutes);
   app.route("/", cloudInitRoutes);
   app.route("/", installProgressRoutes);

@@ -8,6 +8,7 @@ import type { IpxeRenderer } from "./render/ipxe.js";
 import type { CloudInitRenderer } from "./render/cloud-init.js";
 import type { TemplateSet } from "./render/templates.js";
 import type { Keyring } from "./enrollment/keyring.js";
+import type { Metrics } from "./metrics/registry.js";
 
 /** Milliseconds since the epoch; tests pass a fixed or steppable clock. */
 export type Clock = () => number;
@@ -26,6 +27,8 @@ export type Deps = {
   keyring: Keyring;
   /** SHA-256 of the admin bearer token; undefined refuses every admin request. */
   adminTokenHash: Buffer | undefined;
+  /** This app's Prometheus registry and instruments (one per app: tests never share counters). */
+  metrics: Metrics;
   /** Whether main's listeners (TFTP) are bound, for /readyz; absent (an app built by a test) = ready. */
   readiness?: () => { ready: true } | { ready: false; reason: string };
 };

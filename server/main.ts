@@ -90,6 +90,7 @@ export async function serve(env: Record<string, string | undefined> = process.en
       ipxeDir: config.ipxeDir,
       // iPXE builds that look for autoexec.ipxe get the same chain a bare /boot.ipxe answers.
       dynamicFile: (name: string) => (name === "autoexec.ipxe" ? Buffer.from(deps.ipxe.chain()) : undefined),
+      onTransfer: (result, bytes) => deps.metrics.tftpTransfer(result, bytes),
       logger,
     });
   } catch (err) {

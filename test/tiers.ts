@@ -46,6 +46,7 @@ export const tiers = {
     "test/server/health.test.ts",
     "test/server/readme.test.ts",
     "test/tftp/contained-dir.test.ts",
+    "test/ui/console.security.test.ts",
     "test/tokens/*.test.ts",
   ],
   integration: [

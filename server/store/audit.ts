@@ -1,5 +1,5 @@
 /** The audit log: every state change, who made it, from where. */
-import { desc, eq } from "drizzle-orm";
+import { asc, desc, eq, gt } from "drizzle-orm";
 import type { Queryable } from "../../db/client.js";
 import { auditEvents } from "../../db/schema.js";
 
@@ -36,4 +36,14 @@ export function listAudit(db: Queryable, opts: { machineId?: number; limit?: num
     .orderBy(desc(auditEvents.id))
     .limit(opts.limit ?? 200)
     .all();
+}
+
+/** Audit records after `afterId`, oldest first (the log follower's read). */
+export function auditSince(db: Queryable, afterId: number, limit = 500) {
+  return db.select().from(auditEvents).where(gt(auditEvents.id, afterId)).orderBy(asc(auditEvents.id)).limit(limit).all();
+}
+
+/** The newest audit id, 0 when there is none. */
+export function lastAuditId(db: Queryable): number {
+  return db.select({ id: auditEvents.id }).from(auditEvents).orderBy(desc(auditEvents.id)).limit(1).get()?.id ?? 0;
 }

@@ -35,6 +35,8 @@ export type TftpOptions = {
   /** Generated content for a requested name, or undefined to look on disk. */
   dynamicFile: (name: string) => Buffer | undefined;
   logger: Logger;
+  /** Told how each read request ended and the bytes a completed one sent (main counts them as metrics). */
+  onTransfer?: (result: "done" | "aborted" | "failed" | "refused" | "not_found" | "size_probe", bytes: number) => void;
 };
 
 type Source =
@@ -172,10 +174,13 @@ export async function startTftpServer(opts: TftpOptions): Promise<TftpServer> {
       if (clientSentError && ackedThrough === 0) {
         // OVMF's size probe: RRQ with tsize, read the OACK, send ERROR. Expected, not a failure.
         logger.debug({ file, client, ms, clientMessage: err.message }, "TFTP client ended after option negotiation (size probe)");
+        opts.onTransfer?.("size_probe", 0);
       } else if (clientSentError) {
         logger.info({ file, client, bytes, ms, clientMessage: err.message }, "TFTP transfer aborted by the client");
+        opts.onTransfer?.("aborted", bytes);
       } else {
         logger.warn({ file, client, bytes, ms, err: err.message }, "TFTP transfer failed");
+        opts.onTransfer?.("failed", bytes);
       }
     });
     req.on("abort", settle);
@@ -185,6 +190,7 @@ export async function startTftpServer(opts: TftpOptions): Promise<TftpServer> {
       settle();
       const ms = Math.round(performance.now() - started);
       logger.info({ file, client, from, bytes: size, ms, blksize: blockSize, windowsize: windowSize }, "TFTP transfer done");
+      opts.onTransfer?.("done", size ?? 0);
     });
 
     // The package reads every packet arriving at the transfer port without checking who sent it,
@@ -238,10 +244,12 @@ export async function startTftpServer(opts: TftpOptions): Promise<TftpServer> {
         switch (found.kind) {
           case "refused":
             logger.info({ file, client, reason: found.reason }, "TFTP request refused");
+            opts.onTransfer?.("refused", 0);
             req.abort(tftp.EACCESS);
             return;
           case "missing":
             logger.info({ file, client }, "TFTP file not found");
+            opts.onTransfer?.("not_found", 0);
             req.abort(tftp.ENOENT);
             return;
           case "buffer":
@@ -302,6 +310,7 @@ export async function startTftpServer(opts: TftpOptions): Promise<TftpServer> {
     if (refusal) {
       // Judged on the name as sent: the package would normalize `a/../b` to `b` and serve it.
       logger.info({ file: request!.file, client, reason: refusal }, "TFTP request refused");
+      opts.onTransfer?.("refused", 0);
       listening.send(accessViolation, rinfo.port, rinfo.address);
       return;
     }

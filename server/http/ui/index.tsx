@@ -1,0 +1,143 @@
+/**
+ * The admin's console at /ui: server-rendered pages (hono/jsx, which escapes every value), one
+ * stylesheet and one script from /ui/static, and plain HTML forms that post and redirect back.
+ * Every page needs a session; every post needs the session's CSRF token (./session.ts).
+ */
+import { readFileSync } from "node:fs";
+import { Hono } from "hono";
+import { secureHeaders } from "hono/secure-headers";
+import { z } from "zod";
+import { ApiError } from "../../errors.js";
+import { dnsLabelPattern } from "../../lifecycle/node-name.js";
+import { approveMachine, rejectMachine, retireMachine } from "../../store/decisions.js";
+import { idParam } from "../middleware/validate.js";
+import { clusterView, dashboardView, machineView } from "./data.js";
+import { Dashboard } from "./dashboard.js";
+import type { Chrome } from "./layout.js";
+import { ClusterPage, ErrorPage, MachinePage, SignIn } from "./pages.js";
+import { requireSession, signIn, signInToken, signOut, type UiEnv } from "./session.js";
+
+/** No inline script or style may run: everything comes from /ui/static. */
+export const consoleHeaders = secureHeaders({
+  contentSecurityPolicy: {
+    defaultSrc: ["'self'"],
+    scriptSrc: ["'self'"],
+    styleSrc: ["'self'"],
+    imgSrc: ["'self'", "data:"],
+    connectSrc: ["'self'"],
+    formAction: ["'self'"],
+    frameAncestors: ["'none'"],
+    baseUri: ["'none'"],
+    objectSrc: ["'none'"],
+  },
+  referrerPolicy: "no-referrer",
+});
+
+const staticFiles = new Map(
+  [
+    ["console.js", "text/javascript; charset=utf-8"],
+    ["console.css", "text/css; charset=utf-8"],
+  ].map(([name, type]) => [name!, { type: type!, body: readFileSync(new URL(`./static/${name}`, import.meta.url)) }]),
+);
+
+const formText = (v: unknown) => (typeof v === "string" ? v.trim() : undefined);
+
+/** The approve form: the API's approve fields, as a browser posts them. */
+const approveForm = z.object({
+  cluster_id: z.coerce.number().int().positive("choose a cluster"),
+  hostname: z.string().regex(dnsLabelPattern, "hostname must be an RFC 1123 label: 1-63 lower-case letters, digits or '-'").optional(),
+});
+
+function parseForm<S extends z.ZodType>(schema: S, raw: Record<string, unknown>): z.output<S> {
+  const picked = Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, formText(Array.isArray(v) ? v[0] : v) || undefined]));
+  const parsed = schema.safeParse(picked);
+  if (!parsed.success) {
+    const i = parsed.error.issues[0]!;
+    throw new ApiError("validation_failed", `${i.path.join(".") || "form"}: ${i.message}`);
+  }
+  return parsed.data;
+}
+
+/** The session acts as its admin token, audited like an API call with that token: `admin:<name>`. */
+const actorOf = (c: { var: UiEnv["Variables"] }) => `admin:${c.var.session.tokenName}`;
+const chromeOf = (c: { var: UiEnv["Variables"] }): Chrome => ({ tokenName: c.var.session.tokenName, csrf: c.var.session.csrfToken });
+const notice = (q: string | undefined) => (q ? q.slice(0, 200) : undefined);
+const back = (to: string, text: string) => `${to}?done=${encodeURIComponent(text)}`;
+
+/** The console's routes. */
+export const uiRoutes = new Hono<UiEnv>()
+  .use("/ui", consoleHeaders)
+  .use("/ui/*", consoleHeaders)
+  .get("/ui/static/:file", (c) => {
+    const f = staticFiles.get(c.req.param("file"));
+    if (!f) throw new ApiError("not_found", "no such console file");
+    return c.body(new Uint8Array(f.body), 200, { "content-type": f.type, "cache-control": "no-cache" });
+  })
+  .get("/ui/login", (c) => c.html(<SignIn csrf={signInToken(c)} />))
+  .post("/ui/login", async (c) => {
+    const body = await c.req.parseBody();
+    const token = typeof body.token === "string" ? body.token : "";
+    const name = signIn(c, { token, csrf: typeof body._csrf === "string" ? body._csrf : undefined });
+    if (name === undefined) return c.html(<SignIn csrf={signInToken(c)} refused />, 401);
+    return c.redirect("/ui", 303);
+  })
+  .post("/ui/logout", requireSession, (c) => {
+    signOut(c);
+    return c.redirect("/ui/login", 303);
+  })
+  .get("/ui", requireSession, (c) => c.html(<Dashboard v={dashboardView(c.var.deps, chromeOf(c), notice(c.req.query("done")))} />))
+  .get("/ui/machines/:id", requireSession, (c) => {
+    const { id } = idParam.parse(c.req.param());
+    const v = machineView(c.var.deps, chromeOf(c), id, notice(c.req.query("done")));
+    if (!v) throw new ApiError("not_found", `no machine with id ${id}`);
+    return c.html(<MachinePage v={v} />);
+  })
+  .get("/ui/clusters/:id", requireSession, (c) => {
+    const { id } = idParam.parse(c.req.param());
+    const v = clusterView(c.var.deps, id);
+    if (!v) throw new ApiError("not_found", `no cluster with id ${id}`);
+    return c.html(<ClusterPage chrome={chromeOf(c)} cluster={v.cluster} quorum={v.quorum} rules={undefined} preRegistrations={undefined} />);
+  })
+  .post("/ui/machines/approve", requireSession, async (c) => {
+    const body = await c.req.parseBody({ all: true });
+    const ids = [body.ids ?? []].flat().map((v) => (typeof v === "string" && /^[1-9]\d{0,14}$/.test(v) ? Number(v) : Number.NaN));
+    if (ids.length === 0 || ids.some(Number.isNaN)) throw new ApiError("validation_failed", "tick at least one machine to approve");
+    const form = parseForm(approveForm, { cluster_id: body.cluster_id });
+    const { db, clock } = c.var.deps;
+    const refused: string[] = [];
+    for (const id of ids.slice(0, 1000)) {
+      try {
+        approveMachine(db, id, { clusterId: form.cluster_id, role: "auto" }, { actor: actorOf(c), sourceIp: c.var.sourceIp, now: clock() });
+      } catch (err) {
+        if (!(err instanceof ApiError)) throw err;
+        refused.push(`${id}: ${err.message}`);
+      }
+    }
+    const done = `approved ${ids.length - refused.length} of ${ids.length}${refused.length ? `; refused ${refused.join("; ")}` : ""}`;
+    return c.redirect(back("/ui", done), 303);
+  })
+  .post("/ui/machines/:id/:decision{approve|reject|retire}", requireSession, async (c) => {
+    const { id } = idParam.parse({ id: c.req.param("id") });
+    const decision = c.req.param("decision");
+    const { db, clock } = c.var.deps;
+    const who = { actor: actorOf(c), sourceIp: c.var.sourceIp, now: clock() };
+    const body = await c.req.parseBody();
+    let m: { mac: string; state: string };
+    if (decision === "approve") {
+      const form = parseForm(approveForm, { cluster_id: body.cluster_id, hostname: body.hostname });
+      m = approveMachine(db, id, { clusterId: form.cluster_id, role: "auto", hostname: form.hostname }, who);
+    } else if (decision === "reject") {
+      m = rejectMachine(db, id, who);
+    } else {
+      m = retireMachine(db, id, who);
+    }
+    // Back where the form was (no Referer: the console sends none).
+    const to = body.from === "machine" ? `/ui/machines/${id}` : "/ui";
+    return c.redirect(back(to, `${m.mac} is ${m.state}`), 303);
+  })
+  .onError((err, c) => {
+    const e = err instanceof ApiError ? err : err instanceof z.ZodError ? new ApiError("validation_failed", err.issues[0]?.message ?? "bad input") : undefined;
+    if (!e) throw err;
+    const chrome = c.var.session ? chromeOf(c) : undefined;
+    return c.html(<ErrorPage status={e.status} code={e.code} message={e.message} chrome={chrome} />, e.status);
+  });

@@ -1,0 +1,96 @@
+/**
+ * Prometheus metrics: one registry per app (no module-level global, so tests and apps do not
+ * share counters). Gauges over machines and clusters are computed at scrape time from a reader
+ * the app hands in, so they are always what the database says.
+ */
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+
+/** How a TFTP transfer ended, as the TFTP adapter reports it. */
+export type TftpResult = "done" | "aborted" | "failed" | "refused" | "not_found" | "size_probe";
+
+/** What the machine and cluster gauges are read from at scrape time. */
+export type FleetSnapshot = {
+  machines: { state: string; cluster: string; count: number }[];
+  serversReady: { cluster: string; ready: number }[];
+};
+
+/** The app's metrics: the registry `/metrics` serves and the instruments handlers and adapters feed. */
+export type Metrics = {
+  registry: Registry;
+  httpRequests: Counter<"route" | "status" | "method">;
+  httpDuration: Histogram<"route" | "method">;
+  tftpTransfers: Counter<"result">;
+  tftpBytes: Counter;
+  enrollments: Counter<"result">;
+  /** Set once by createApp: where the fleet gauges read from. */
+  setFleetReader(read: () => FleetSnapshot): void;
+  /** A TFTP transfer ended (main wires this into the TFTP adapter's callback). */
+  tftpTransfer(result: TftpResult, bytes: number): void;
+};
+
+/** A fresh registry with edgejoin's metrics and Node's default process metrics. */
+export function createMetrics(): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  let readFleet: (() => FleetSnapshot) | undefined;
+  // Each gauge reads its own snapshot: a scrape costs two small GROUP BY queries.
+  new Gauge({
+    name: "edgejoin_machines",
+    help: "Machines by lifecycle state and cluster (cluster name, or none)",
+    labelNames: ["state", "cluster"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const m of readFleet?.().machines ?? []) this.set({ state: m.state, cluster: m.cluster }, m.count);
+    },
+  });
+  new Gauge({
+    name: "edgejoin_cluster_servers_ready",
+    help: "Servers (init and joining) of a cluster that reported ready and hold their seat",
+    labelNames: ["cluster"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const s of readFleet?.().serversReady ?? []) this.set({ cluster: s.cluster }, s.ready);
+    },
+  });
+  const tftpTransfers = new Counter({
+    name: "edgejoin_tftp_transfers_total",
+    help: "TFTP read requests by how they ended",
+    labelNames: ["result"] as const,
+    registers: [registry],
+  });
+  const tftpBytes = new Counter({ name: "edgejoin_tftp_bytes_total", help: "Bytes sent by completed TFTP transfers", registers: [registry] });
+  return {
+    registry,
+    httpRequests: new Counter({
+      name: "edgejoin_http_requests_total",
+      help: "HTTP requests by route pattern and status",
+      labelNames: ["route", "status", "method"] as const,
+      registers: [registry],
+    }),
+    httpDuration: new Histogram({
+      name: "edgejoin_http_request_duration_seconds",
+      help: "HTTP request duration by route pattern",
+      labelNames: ["route", "method"] as const,
+      // Boot files and config answers take milliseconds; artifact downloads can take many seconds.
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    }),
+    tftpTransfers,
+    tftpBytes,
+    enrollments: new Counter({
+      name: "edgejoin_enrollments_total",
+      help: "POST /api/v1/enroll answers: enrolled, or the error code it was refused with",
+      labelNames: ["result"] as const,
+      registers: [registry],
+    }),
+    setFleetReader(read) {
+      readFleet = read;
+    },
+    tftpTransfer(result, bytes) {
+      tftpTransfers.inc({ result });
+      if (result === "done" && bytes > 0) tftpBytes.inc(bytes);
+    },
+  };
+}
