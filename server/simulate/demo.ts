@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { freeTcpPort, freeUdpPort } from "./ports.js";
+import { extraLoopbackSettings, freeTcpPort, freeUdpPort } from "./ports.js";
 import { describeResult, simulate } from "./run.js";
 
 const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
@@ -51,6 +51,7 @@ async function main(): Promise<number> {
       EDGEJOIN_BOOT_DIR: join(dir, "boot"),
       EDGEJOIN_ADMIN_TOKEN: adminToken,
       EDGEJOIN_LOG_LEVEL: "warn",
+      ...(await extraLoopbackSettings()),
     },
   });
   let exited = false;

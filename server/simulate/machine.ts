@@ -28,7 +28,16 @@ export const steps = [
 export type Step = (typeof steps)[number];
 
 /** Who a machine is and which cluster it is meant for. */
-export type Identity = { index: number; mac: string; serial: string; uuid: string; clusterId: number; clusterName: string };
+export type Identity = {
+  index: number;
+  mac: string;
+  serial: string;
+  uuid: string;
+  clusterId: number;
+  clusterName: string;
+  /** The address it speaks from (its own loopback address when the server is on loopback), as a real site's machines each have one. */
+  sourceIp?: string | undefined;
+};
 
 /** What one machine saw; the run's checks and tables are made from these. */
 export type MachineTrace = Identity & {
@@ -99,12 +108,12 @@ export async function runMachine(ctx: MachineContext, id: Identity): Promise<Mac
 }
 
 /** One timed exchange; network errors and 5xx are retried (as the agent's systemd restart would) until the deadline. */
-async function call(ctx: MachineContext, step: Step, method: string, url: string, o: HttpOptions = {}): Promise<HttpAnswer> {
+async function call(ctx: MachineContext, id: Identity, step: Step, method: string, url: string, o: HttpOptions = {}): Promise<HttpAnswer> {
   for (let attempt = 0; ; attempt++) {
     if (Date.now() > ctx.deadline) throw new Error(`deadline passed at ${step}`);
     const started = performance.now();
     try {
-      const res = await exchange(method, url, o);
+      const res = await exchange(method, url, { ...o, localAddress: id.sourceIp });
       if (res.status < 500) {
         ctx.record(step, performance.now() - started);
         return res;
@@ -138,31 +147,46 @@ function identifiedUrl(chain: string, id: Identity): string {
   return m[1]!.replace(/\$\{([^}]+)\}/g, (_, name: string) => vars[name] ?? "");
 }
 
-async function life(ctx: MachineContext, t: MachineTrace): Promise<void> {
-  if (ctx.tftp) {
+/**
+ * The firmware's TFTP fetch of the boot file. A busy answer (ERROR 0) is retried with
+ * backoff, as PXE firmware retries; a server without iPXE binaries still serves autoexec.ipxe.
+ */
+async function fetchBootFile(ctx: MachineContext, t: MachineTrace, tftp: NonNullable<MachineContext["tftp"]>): Promise<void> {
+  let file = tftp.file;
+  for (let attempt = 0; ; attempt++) {
     const started = performance.now();
     try {
-      await tftpGet(ctx.tftp.host, ctx.tftp.port, ctx.tftp.file, { blksize: 1468 });
+      await tftpGet(tftp.host, tftp.port, file, { blksize: 1468, localAddress: t.sourceIp });
+      ctx.record("tftp", performance.now() - started);
+      return;
     } catch (err) {
-      // A server without iPXE binaries still serves its generated autoexec.ipxe.
-      if (!(err instanceof TftpError && err.code === 1)) throw new Error(`tftp: ${(err as Error).message}`);
-      await tftpGet(ctx.tftp.host, ctx.tftp.port, "autoexec.ipxe", { blksize: 1468 });
+      if (err instanceof TftpError && err.code === 1 && file !== "autoexec.ipxe") {
+        file = "autoexec.ipxe";
+        continue;
+      }
+      // Silence after the client's own resends is a dead server, as firmware gives up on it.
+      if (!(err instanceof TftpError && err.code === 0) || Date.now() > ctx.deadline) throw new Error(`tftp: ${(err as Error).message}`);
+      ctx.retried("tftp", (err as Error).message);
     }
-    ctx.record("tftp", performance.now() - started);
+    await sleep(Math.min(5_000, 200 * 2 ** attempt) * (0.5 + Math.random()));
   }
-  const chain = expectStatus("boot-bare", await call(ctx, "boot-bare", "GET", `${ctx.url}/boot.ipxe`), 200).text;
-  const script = expectStatus("boot", await call(ctx, "boot", "GET", identifiedUrl(chain, t)), 200).text;
+}
+
+async function life(ctx: MachineContext, t: MachineTrace): Promise<void> {
+  if (ctx.tftp) await fetchBootFile(ctx, t, ctx.tftp);
+  const chain = expectStatus("boot-bare", await call(ctx, t, "boot-bare", "GET", `${ctx.url}/boot.ipxe`), 200).text;
+  const script = expectStatus("boot", await call(ctx, t, "boot", "GET", identifiedUrl(chain, t)), 200).text;
   const seed = /ds=nocloud-net;s=(\S+)/.exec(script)?.[1];
   if (!seed) throw new Error(`boot: no NoCloud seed in the script (${script.split("\n")[1] ?? ""})`);
-  expectStatus("meta-data", await call(ctx, "meta-data", "GET", `${seed}meta-data`), 200);
-  const userData = expectStatus("user-data", await call(ctx, "user-data", "GET", `${seed}user-data`), 200).text;
-  expectStatus("vendor-data", await call(ctx, "vendor-data", "GET", `${seed}vendor-data`), 200);
-  expectStatus("network-config", await call(ctx, "network-config", "GET", `${seed}network-config`), 200);
+  expectStatus("meta-data", await call(ctx, t, "meta-data", "GET", `${seed}meta-data`), 200);
+  const userData = expectStatus("user-data", await call(ctx, t, "user-data", "GET", `${seed}user-data`), 200).text;
+  expectStatus("vendor-data", await call(ctx, t, "vendor-data", "GET", `${seed}vendor-data`), 200);
+  expectStatus("network-config", await call(ctx, t, "network-config", "GET", `${seed}network-config`), 200);
 
   const agent = agentSettings(agentFiles(userData));
   const enrolled = expectStatus(
     "enroll",
-    await call(ctx, "enroll", "POST", `${agent.nodeUrl}/api/v1/enroll`, {
+    await call(ctx, t, "enroll", "POST", `${agent.nodeUrl}/api/v1/enroll`, {
       ca: agent.ca,
       json: { token: agent.token, mac: t.mac, uuid: t.uuid, serial: t.serial, arch: "x86_64", facts: { cpu_count: 4 } },
     }),
@@ -171,7 +195,7 @@ async function life(ctx: MachineContext, t: MachineTrace): Promise<void> {
   const { node_id, credential } = JSON.parse(enrolled.text) as { node_id: number; credential: string };
   t.nodeId = node_id;
   if (ctx.approval === "admin") {
-    const res = await call(ctx, "approve", "POST", `${ctx.url}/api/v1/nodes/${node_id}/approve`, {
+    const res = await call(ctx, t, "approve", "POST", `${ctx.url}/api/v1/nodes/${node_id}/approve`, {
       headers: { authorization: `Bearer ${ctx.adminToken}` },
       json: { cluster_id: t.clusterId },
     });
@@ -182,7 +206,7 @@ async function life(ctx: MachineContext, t: MachineTrace): Promise<void> {
   const waitStarted = performance.now();
   for (;;) {
     t.polls++;
-    const res = await call(ctx, "config-poll", "GET", `${agent.nodeUrl}/api/v1/node/config`, node);
+    const res = await call(ctx, t, "config-poll", "GET", `${agent.nodeUrl}/api/v1/node/config`, node);
     if (res.status === 200) {
       const body = JSON.parse(res.text) as { role: string; config_yaml: string };
       t.role = body.role;
@@ -198,7 +222,7 @@ async function life(ctx: MachineContext, t: MachineTrace): Promise<void> {
   ctx.record("config-wait", performance.now() - waitStarted);
 
   const event = async (step: "k3s-started" | "ready", json: Record<string, string>) => {
-    expectStatus(step, await call(ctx, step, "POST", `${agent.nodeUrl}/api/v1/node/events`, { ...node, json }), 202);
+    expectStatus(step, await call(ctx, t, step, "POST", `${agent.nodeUrl}/api/v1/node/events`, { ...node, json }), 202);
   };
   await event("k3s-started", { type: "k3s-started" });
   await sleep(ctx.k3sMs(t.role!));

@@ -25,3 +25,9 @@ export function freeUdpPort(): Promise<number> {
     });
   });
 }
+
+/** Loopback settings a throw-away edgejoin needs beyond HTTP and TFTP: the node API's HTTPS port, once the server has one. */
+export async function extraLoopbackSettings(): Promise<Record<string, string>> {
+  const { settingNames } = await import("../config.js");
+  return settingNames.includes("EDGEJOIN_HTTPS_PORT") ? { EDGEJOIN_HTTPS_PORT: String(await freeTcpPort()) } : {};
+}

@@ -52,6 +52,16 @@ function macOf(run: Buffer, i: number): string {
   return b.map((x) => x.toString(16).padStart(2, "0")).join(":");
 }
 
+/**
+ * A loopback address of its own for machine `i` (127.10.0.1 onwards) when the server is on
+ * loopback: edgejoin limits new machines per source address, as it should for a real site.
+ */
+function loopbackSource(url: string, i: number): string | undefined {
+  const host = new URL(url).hostname;
+  if (host !== "127.0.0.1" && host !== "localhost") return undefined;
+  return `127.${10 + Math.floor(i / 65_024)}.${Math.floor(i / 254) % 256}.${(i % 254) + 1}`;
+}
+
 function uuidOf(runHex: string, i: number): string {
   const h = createHash("sha256").update(`${runHex}:${i}`).digest("hex");
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`;
@@ -100,10 +110,11 @@ async function createRules(o: SimulateOptions, runHex: string, clusters: Cluster
   if (probe.status === 404 || probe.status === 405) return false;
   for (const [i, c] of clusters.entries()) {
     await mustAdmin(o, "POST", "/api/v1/rules", {
-      name: `simulate-${runHex}-${i}`,
+      name: `simulate-${runHex.toLowerCase()}-${i}`,
       cluster_id: c.id,
-      match_serial_prefix: serialPrefix(runHex, i),
-      remaining: perCluster[i],
+      match: { serial_prefix: serialPrefix(runHex, i) },
+      // Exactly this run's machines: one more approval than that would be a broken limit.
+      limit: perCluster[i],
     });
   }
   return true;
@@ -161,6 +172,7 @@ export async function simulate(o: SimulateOptions): Promise<SimulateResult> {
       uuid: uuidOf(runHex, i),
       clusterId: clusters[ci]!.id,
       clusterName: clusters[ci]!.name,
+      sourceIp: loopbackSource(o.url, i),
     };
   });
   let approval: "admin" | "rule" = "admin";

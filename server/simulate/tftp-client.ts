@@ -10,7 +10,7 @@ import { createSocket } from "node:dgram";
 export type TftpResult = { bytes: number; blocks: number; retransmits: number };
 
 /** Options of one read: block size asked (the server may grant less), silence before a resend, resends allowed. */
-export type TftpGetOptions = { blksize?: number; timeoutMs?: number; retries?: number };
+export type TftpGetOptions = { blksize?: number; timeoutMs?: number; retries?: number; localAddress?: string | undefined };
 
 /** A TFTP ERROR packet from the server, e.g. code 1 File not found. */
 export class TftpError extends Error {
@@ -73,6 +73,7 @@ export function tftpGet(host: string, port: number, file: string, o: TftpGetOpti
     };
 
     socket.on("error", (err) => finish(err));
+    if (o.localAddress) socket.bind(0, o.localAddress);
     socket.on("message", (msg, rinfo) => {
       if (msg.length < 4) return;
       // The transfer's port is the first one the server answers from (RFC 1350 TID); others are strays.
