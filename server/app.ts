@@ -11,6 +11,7 @@ import type { Config } from "./config.js";
 import type { AppEnv, Clock, Deps } from "./context.js";
 import { ApiError } from "./errors.js";
 import { handleError } from "./http/error-handler.js";
+import { requireTls } from "./http/middleware/require-tls.js";
 import { observe } from "./http/middleware/observe.js";
 import { createMetrics } from "./metrics/registry.js";
 import { countMachines, countReadyServers } from "./store/fleet.js";
@@ -41,6 +42,8 @@ export type AppInput = {
   logger?: Logger;
   /** main passes the persisted ring; tests get a freshly generated one. */
   keyring?: Keyring;
+  /** The CA certificate of the node API's HTTPS listener (`server/tls/ca.ts`). */
+  caCertPem: string;
   /** main passes the configured or stored hash; otherwise derived from config.adminToken. */
   adminTokenHash?: Buffer;
 };
@@ -59,6 +62,7 @@ export function makeDeps(input: AppInput): Deps {
     cloudInit: new CloudInitRenderer(templates),
     artifacts: new Artifacts(input.config.artifactsDir, input.config.publicUrl),
     keyring: input.keyring ?? Keyring.generate(clock()),
+    caCertPem: input.caCertPem,
     metrics: createMetrics(),
     adminTokenHash: input.adminTokenHash ?? (input.config.adminToken ? hashAdminToken(input.config.adminToken) : undefined),
   };
@@ -91,6 +95,10 @@ export function createApp(input: AppInput | Deps) {
   // The request log line (with the client address, which ties a request to a machine through its
   // DHCP lease), HTTP metrics, and the audit log's events as log lines.
   app.use(observe(deps));
+
+  // Enroll answers a credential and node routes carry one: neither may cross plain HTTP.
+  app.use("/api/v1/enroll", requireTls);
+  app.use("/api/v1/node/*", requireTls);
 
   app.route("/", healthRoutes);
   app.route("/", metricsRoutes);

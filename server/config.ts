@@ -63,6 +63,9 @@ const envSchema = z.object({
   EDGEJOIN_PUBLIC_URL: httpUrl("EDGEJOIN_PUBLIC_URL").optional(),
   EDGEJOIN_HTTP_HOST: z.string().min(1).default("0.0.0.0"),
   EDGEJOIN_HTTP_PORT: port("EDGEJOIN_HTTP_PORT").default(8080),
+  // The node API (enroll, config, events) answers only here; its certificate is edgejoin's own CA's.
+  EDGEJOIN_HTTPS_HOST: z.string().min(1).optional(),
+  EDGEJOIN_HTTPS_PORT: port("EDGEJOIN_HTTPS_PORT").default(8443),
   // The tftp package binds only a literal address (a name throws deep inside it).
   EDGEJOIN_TFTP_HOST: z
     .string()
@@ -124,11 +127,6 @@ export const settingNames: readonly string[] = Object.keys(envSchema.shape);
  */
 const otherNames = ["EDGEJOIN_CONFIG", "EDGEJOIN_URL"];
 
-/** Names from the product's contract whose feature is not built: said so instead of a near miss. */
-const notBuilt: Record<string, string> = {
-  EDGEJOIN_HTTPS_PORT: "the HTTPS listener for the node API is not in this version",
-};
-
 /** Levenshtein distance: insertions, deletions and substitutions each cost 1. */
 function editDistance(a: string, b: string): number {
   let above = Array.from({ length: b.length + 1 }, (_, j) => j);
@@ -161,7 +159,6 @@ export function closestSetting(unknown: string): string | undefined {
 function describeUnknown(names: string[]): string {
   return names
     .map((n) => {
-      if (notBuilt[n]) return `${n} (${notBuilt[n]})`;
       if (n.startsWith("EDGEJOIN_AGENT_")) return `${n} (the node agent's, read on the machines, not by the server)`;
       const near = closestSetting(n);
       return near ? `${n} (did you mean ${near}?)` : n;
@@ -176,6 +173,14 @@ export type Config = {
   publicUrlDerived: boolean;
   httpHost: string;
   httpPort: number;
+  /** HTTPS listener of the node API; its host defaults to httpHost. */
+  httpsHost: string;
+  httpsPort: number;
+  /**
+   * The `https://` base the agent talks to: the public URL's host on the HTTPS port. The server
+   * certificate covers that host, and user-data carries this URL with the CA certificate.
+   */
+  nodeUrl: string;
   tftpHost: string;
   tftpPort: number;
   dataDir: string;
@@ -269,11 +274,25 @@ export function loadConfig(env: Record<string, string | undefined>, deriveAddres
     publicUrl = `http://${address}:${e.EDGEJOIN_HTTP_PORT}`;
     publicUrlDerived = true;
   }
+  const httpsHost = e.EDGEJOIN_HTTPS_HOST ?? e.EDGEJOIN_HTTP_HOST;
+  const everyAddress = (host: string) => host === "0.0.0.0" || host === "::";
+  const sameAddress = httpsHost === e.EDGEJOIN_HTTP_HOST || everyAddress(httpsHost) || everyAddress(e.EDGEJOIN_HTTP_HOST);
+  if (e.EDGEJOIN_HTTPS_PORT === e.EDGEJOIN_HTTP_PORT && sameAddress) {
+    throw new ConfigError(
+      `EDGEJOIN_HTTPS_PORT: ${e.EDGEJOIN_HTTPS_PORT} is also EDGEJOIN_HTTP_PORT; the node API's HTTPS listener needs a port of its own (default 8443)`,
+    );
+  }
+  const nodeUrl = new URL(publicUrl);
+  nodeUrl.protocol = "https:";
+  nodeUrl.port = String(e.EDGEJOIN_HTTPS_PORT);
   return {
     publicUrl,
     publicUrlDerived,
     httpHost: e.EDGEJOIN_HTTP_HOST,
     httpPort: e.EDGEJOIN_HTTP_PORT,
+    httpsHost,
+    httpsPort: e.EDGEJOIN_HTTPS_PORT,
+    nodeUrl: nodeUrl.origin,
     tftpHost: e.EDGEJOIN_TFTP_HOST,
     tftpPort: e.EDGEJOIN_TFTP_PORT,
     dataDir: e.EDGEJOIN_DATA_DIR,

@@ -25,6 +25,8 @@ export type Deps = {
   artifacts: Artifacts;
   /** Signs bootstrap tokens and node credentials; verifies with current and retired keys. */
   keyring: Keyring;
+  /** edgejoin's CA certificate (PEM): served at /.well-known/edgejoin-ca.pem and pinned by agents through user-data. */
+  caCertPem: string;
   /** SHA-256 of the admin bearer token; undefined refuses every admin request. */
   adminTokenHash: Buffer | undefined;
   /** This app's Prometheus registry and instruments (one per app: tests never share counters). */

@@ -22,6 +22,7 @@ const statusByCode = {
   machine_rejected: 403,
   machine_retired: 403,
   seat_revoked: 403,
+  tls_required: 403,
   not_found: 404,
   method_not_allowed: 405,
   range_not_satisfiable: 416,

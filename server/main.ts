@@ -3,6 +3,8 @@
  * `process.env`, binds a port or handles a signal.
  */
 import { mkdirSync } from "node:fs";
+import { createServer as createHttpsServer } from "node:https";
+import { X509Certificate } from "node:crypto";
 import { pathToFileURL } from "node:url";
 import { serve as serveHttp, type ServerType } from "@hono/node-server";
 import pino from "pino";
@@ -14,6 +16,7 @@ import { ensureDefaultCluster } from "./store/clusters.js";
 import { ensureAdminToken } from "./store/admin-token.js";
 import { loadKeyring } from "./store/keys.js";
 import { describeBootFiles, startTftpServer, type TftpServer } from "./tftp/server.js";
+import { loadNodeTls, TlsSetupError, urlHost, type NodeTls } from "./tls/ca.js";
 
 /** Print one line and exit: how every start-up failure an operator can fix is reported. */
 function fatal(line: string): never {
@@ -24,6 +27,24 @@ function fatal(line: string): never {
 function listenHttp(app: ReturnType<typeof createApp>, config: Config): Promise<ServerType> {
   return new Promise((resolve, reject) => {
     const server = serveHttp({ fetch: app.fetch, hostname: config.httpHost, port: config.httpPort }, () => resolve(server));
+    server.once("error", reject);
+  });
+}
+
+/** The node API's listener: the same app, over TLS with the certificate edgejoin's CA issued. */
+function listenHttps(app: ReturnType<typeof createApp>, config: Config, tls: NodeTls): Promise<ServerType> {
+  return new Promise((resolve, reject) => {
+    const server = serveHttp(
+      {
+        fetch: app.fetch,
+        hostname: config.httpsHost,
+        port: config.httpsPort,
+        createServer: createHttpsServer,
+        // The CA goes along so a client holding only a fingerprint can still build the chain.
+        serverOptions: { key: tls.keyPem, cert: `${tls.certPem}${tls.caCertPem}`, minVersion: "TLSv1.2" },
+      },
+      () => resolve(server),
+    );
     server.once("error", reject);
   });
 }
@@ -68,7 +89,19 @@ export async function serve(env: Record<string, string | undefined> = process.en
     );
   }
 
-  const deps = makeDeps({ db, config, logger, keyring: keys.keyring, adminTokenHash: admin.hash });
+  let nodeTls: Awaited<ReturnType<typeof loadNodeTls>>;
+  try {
+    nodeTls = await loadNodeTls({ dataDir: config.dataDir, host: urlHost(config.nodeUrl), now: Date.now() });
+  } catch (err) {
+    if (err instanceof TlsSetupError) fatal(err.message);
+    throw err;
+  }
+  // Admins pin the CA by this fingerprint (README, Security): fetching the PEM over plain HTTP proves nothing.
+  const caFingerprint = new X509Certificate(nodeTls.tls.caCertPem).fingerprint256;
+  if (nodeTls.madeCa) logger.info({ dir: nodeTls.dir, caSha256: caFingerprint }, "made edgejoin's CA for the node API");
+  if (nodeTls.serverIssued) logger.info({ host: urlHost(config.nodeUrl), why: nodeTls.serverIssued }, "issued a new server certificate for the node API");
+
+  const deps = makeDeps({ db, config, logger, keyring: keys.keyring, caCertPem: nodeTls.tls.caCertPem, adminTokenHash: admin.hash });
   // Why /readyz answers 503 as far as the listeners go: machines cannot netboot without TFTP.
   let notReady: string | undefined = "TFTP is not bound yet";
   deps.readiness = () => (notReady === undefined ? { ready: true } : { ready: false, reason: notReady });
@@ -114,19 +147,29 @@ export async function serve(env: Record<string, string | undefined> = process.en
   } catch (err) {
     fatal(`cannot bind HTTP on ${config.httpHost}:${config.httpPort} (${(err as NodeJS.ErrnoException).code}): set EDGEJOIN_HTTP_PORT to a free port`);
   }
-  logger.info({ publicUrl: config.publicUrl, http: config.httpPort, tftp: tftp.port }, "edgejoin is serving");
+  let https: ServerType;
+  try {
+    https = await listenHttps(app, config, nodeTls.tls);
+  } catch (err) {
+    fatal(`cannot bind HTTPS on ${config.httpsHost}:${config.httpsPort} (${(err as NodeJS.ErrnoException).code}): set EDGEJOIN_HTTPS_PORT to a free port`);
+  }
+  logger.info(
+    { publicUrl: config.publicUrl, nodeUrl: config.nodeUrl, http: config.httpPort, https: config.httpsPort, tftp: tftp.port, caSha256: caFingerprint },
+    "edgejoin is serving",
+  );
 
   const stop = async (signal: string) => {
     logger.info({ signal }, "stopping");
     notReady = "edgejoin is stopping";
     await tftp.close();
     http.close();
+    https.close();
     db.$client.close();
     process.exit(0);
   };
   process.once("SIGTERM", () => void stop("SIGTERM"));
   process.once("SIGINT", () => void stop("SIGINT"));
-  return { config, http, tftp, db };
+  return { config, http, https, tftp, db };
 }
 
 // `npm start` and `node --import tsx server/main.ts` land here: the same command line as

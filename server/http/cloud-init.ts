@@ -41,7 +41,9 @@ async function userData(c: Context<AppEnv>): Promise<string> {
   const common = {
     hostname,
     mac: m.mac,
-    serverUrl: config.publicUrl,
+    // The agent talks to the node API over HTTPS only, trusting edgejoin's CA and nothing else.
+    nodeUrl: config.nodeUrl,
+    caCert: c.var.deps.caCertPem,
     bootstrapToken: token,
     agentScript: agent.script,
     agentUnit: agent.unit,

@@ -135,7 +135,10 @@ export const userDataTemplatePath = z
 const agentFiles = {
   hostname: hostnameLabel,
   mac: z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/),
-  serverUrl: z.url({ protocol: /^https?$/ }),
+  /** The node API's base: https only, since enroll answers a credential. */
+  nodeUrl: z.url({ protocol: /^https$/ }),
+  /** edgejoin's CA certificate, the only one the agent trusts for nodeUrl. */
+  caCert: z.string().regex(/^-----BEGIN CERTIFICATE-----\n[A-Za-z0-9+/=\n]+-----END CERTIFICATE-----\n?$/, "one PEM certificate"),
   bootstrapToken: z.string().min(1),
   agentScript: z.string().min(1),
   agentUnit: z.string().min(1),

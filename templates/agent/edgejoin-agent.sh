@@ -12,6 +12,8 @@ umask 077
 STATE_DIR=${EDGEJOIN_AGENT_STATE_DIR:-/var/lib/edgejoin-agent}
 K3S_CONFIG=${EDGEJOIN_AGENT_K3S_CONFIG:-/etc/rancher/k3s/config.yaml}
 K3S_DATA=${EDGEJOIN_AGENT_K3S_DATA:-/var/lib/rancher/k3s}
+# Where k3s writes the cluster admin's kubeconfig on a server.
+KUBECONFIG_FILE=${EDGEJOIN_AGENT_KUBECONFIG:-/etc/rancher/k3s/k3s.yaml}
 BIN_DIR=${EDGEJOIN_AGENT_BIN_DIR:-/usr/local/bin}
 # Longest wait between two config polls, whatever retry_after says (seconds).
 POLL_CAP=${EDGEJOIN_AGENT_POLL_CAP:-300}
@@ -149,19 +151,22 @@ json_get() {
 		}'
 }
 
-# api METHOD PATH [BODY_FILE] [auth]: one call to edgejoin; the body lands in $RESP and the
-# status in HTTP_STATUS (000 when the server could not be reached). Secrets travel in files
+# api METHOD PATH [BODY_FILE] [auth]: one call to edgejoin's node API; the body lands in $RESP and
+# the status in HTTP_STATUS (000 when the server could not be reached, or its certificate is not
+# from edgejoin's CA). Only https, only edgejoin's CA: the bootstrap token and the credential
+# never cross the LAN in clear, and nobody else's certificate is believed. Secrets travel in files
 # (curl -H @file, --data-binary @file), never on a command line other users can read.
 api() {
 	method=$1
 	path=$2
 	body=${3:-}
 	auth=${4:-}
-	set -- -sS -o "$RESP" -w '%{http_code}' --connect-timeout 10 --max-time 120 -X "$method" -H 'Accept: application/json'
+	set -- -sS -o "$RESP" -w '%{http_code}' --connect-timeout 10 --max-time 120 --proto =https --cacert "$CA_FILE" \
+		-X "$method" -H 'Accept: application/json'
 	if [ -n "$body" ]; then set -- "$@" -H 'Content-Type: application/json' --data-binary "@$body"; fi
 	if [ "$auth" = auth ]; then set -- "$@" -H "@$STATE_DIR/auth-header"; fi
 	: >"$RESP"
-	HTTP_STATUS=$(curl "$@" "$SERVER_URL$path") || HTTP_STATUS=000
+	HTTP_STATUS=$(curl "$@" "$NODE_URL$path") || HTTP_STATUS=000
 	case $HTTP_STATUS in '' | *[!0-9]*) HTTP_STATUS=000 ;; esac
 }
 
@@ -296,8 +301,16 @@ wait_for_config() {
 	done
 }
 
+# Files from edgejoin's node URL are checked against its CA; others (get.k3s.io) against the system's.
 download() {
-	curl -fsS --connect-timeout 10 --max-time 1800 -o "$2.tmp" "$1" && mv "$2.tmp" "$2"
+	case $1 in
+	"$NODE_URL"/*) set -- "$1" "$2" --cacert "$CA_FILE" ;;
+	*) set -- "$1" "$2" ;;
+	esac
+	url=$1
+	out=$2
+	shift 2
+	curl -fsS --connect-timeout 10 --max-time 1800 "$@" -o "$out.tmp" "$url" && mv "$out.tmp" "$out"
 }
 
 # Write the k3s config, fetch and run the install with the env the server gave.
@@ -375,15 +388,47 @@ wait_until_ready() {
 	done
 }
 
+# The init server hands edgejoin the cluster admin's kubeconfig, which admins then fetch with
+# `edgejoin clusters kubeconfig` (pointed at the registration address). Best effort: the cluster
+# works without it; only that shortcut is missing.
+upload_kubeconfig() {
+	[ -s "$KUBECONFIG_FILE" ] || {
+		log "no $KUBECONFIG_FILE to hand edgejoin"
+		return 0
+	}
+	tries=0
+	while [ "$tries" -lt 5 ]; do
+		HTTP_STATUS=$(curl -sS -o "$RESP" -w '%{http_code}' --connect-timeout 10 --max-time 60 --proto =https --cacert "$CA_FILE" \
+			-X PUT -H 'Content-Type: application/yaml' -H "@$STATE_DIR/auth-header" --data-binary "@$KUBECONFIG_FILE" \
+			"$NODE_URL/api/v1/node/kubeconfig") || HTTP_STATUS=000
+		case $HTTP_STATUS in
+		2??)
+			log "handed edgejoin the cluster's kubeconfig"
+			return 0
+			;;
+		4??)
+			log "edgejoin refused the kubeconfig: $(api_error)"
+			return 0
+			;;
+		esac
+		tries=$((tries + 1))
+		sleep "$tries"
+	done
+	log "could not hand edgejoin the kubeconfig (HTTP $HTTP_STATUS)"
+}
+
 main() {
 	mkdir -p "$STATE_DIR" && chmod 0700 "$STATE_DIR" || die 1 "cannot use $STATE_DIR"
 	if [ -e "$STATE_DIR/joined" ]; then
 		log "already joined; nothing to do"
 		exit 0
 	fi
-	SERVER_URL=$(state_value server-url) || die 3 "no server URL in $STATE_DIR/server-url"
-	case $SERVER_URL in http://* | https://*) ;; *) die 3 "server URL must be http(s)://: $SERVER_URL" ;; esac
-	SERVER_URL=${SERVER_URL%/}
+	NODE_URL=$(state_value node-url) || die 3 "no node URL in $STATE_DIR/node-url: reinstall the machine with edgejoin's user-data"
+	# Plain http would put the bootstrap token and the node credential on the LAN in clear.
+	case $NODE_URL in https://?*) ;; *) die 3 "the node URL must be https://, refusing $NODE_URL" ;; esac
+	NODE_URL=${NODE_URL%/}
+	CA_FILE="$STATE_DIR/ca.pem"
+	grep -q '^-----BEGIN CERTIFICATE-----' "$CA_FILE" 2>/dev/null || die 3 "no CA certificate in $CA_FILE: reinstall the machine with edgejoin's user-data"
 	MAC=$(state_value mac) || die 3 "no MAC in $STATE_DIR/mac"
 
 	[ -s "$STATE_DIR/credential" ] || enroll
@@ -395,6 +440,7 @@ main() {
 	ca_hash=""
 	case $role in init | server) ca_hash=$(sha256sum "$K3S_DATA/server/tls/server-ca.crt" | cut -d ' ' -f 1) ;; esac
 	report ready "role $role" "$ca_hash" || die 1 "could not report ready"
+	[ "$role" != init ] || upload_kubeconfig
 	printf 'joined %s\n' "$role" >"$STATE_DIR/status"
 	: >"$STATE_DIR/joined"
 	log "node is ready as $role"

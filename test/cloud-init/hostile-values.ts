@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { expect } from "vitest";
 import { CloudInitRenderer } from "../../server/render/cloud-init.js";
 import { TemplateSet } from "../../server/render/templates.js";
-import { testConfig } from "../helpers/app.js";
+import { testCaCertPem, testConfig } from "../helpers/app.js";
 import { testTempDir } from "../helpers/temp-dir.js";
 
 /** Values that break naive YAML templating, one way each. */
@@ -36,7 +36,8 @@ export function cloudImageView(value: string) {
   return {
     hostname: "node-525400123456",
     mac: "52:54:00:12:34:56",
-    serverUrl: "http://10.77.0.1:8080",
+    nodeUrl: "https://10.77.0.1:8443",
+    caCert: testCaCertPem,
     bootstrapToken: value || "x",
     agentScript: `#!/bin/sh\n${value}\n`,
     agentUnit: value || "x",
@@ -55,7 +56,9 @@ export function expectHostileRoundTrip(doc: Doc, value: string): void {
   expect(file(doc, "/var/lib/edgejoin-agent/bootstrap-token")).toBe(value || "x");
   expect(file(doc, "/usr/local/sbin/edgejoin-agent")).toBe(`#!/bin/sh\n${value}\n`);
   expect(file(doc, "/etc/systemd/system/edgejoin-agent.service")).toBe(value || "x");
-  expect(doc.write_files).toHaveLength(5);
+  expect(file(doc, "/var/lib/edgejoin-agent/node-url")).toBe("https://10.77.0.1:8443");
+  expect(file(doc, "/var/lib/edgejoin-agent/ca.pem")).toBe(testCaCertPem);
+  expect(doc.write_files).toHaveLength(6);
 }
 
 /** A renderer whose templates folder holds only `cloud-init/custom.user-data.mustache` = `template`; call it inside a test. */

@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { auditEvents, clusters, machines } from "../../db/schema.js";
 import { verifyBootstrapToken } from "../../server/enrollment/tokens.js";
-import { makeTestApp, testConfig, testPublicUrl } from "../helpers/app.js";
+import { makeTestApp, testCaCertPem, testConfig, testPublicUrl } from "../helpers/app.js";
 import { expectGolden } from "../helpers/golden.js";
 import { testTempDir } from "../helpers/temp-dir.js";
 
@@ -89,7 +89,10 @@ describe("GET /cloud-init/:mac/*", () => {
     const m = db.select().from(machines).get()!;
     expect(claims).toMatchObject({ mac, clusterId: m.clusterId });
     expect(files["/var/lib/edgejoin-agent/bootstrap-token"]!.permissions).toBe("0600");
-    expect(files["/var/lib/edgejoin-agent/server-url"]!.content).toBe(testPublicUrl);
+    // The agent gets the https node URL (public URL's host, the HTTPS port) and the CA it pins.
+    expect(files["/var/lib/edgejoin-agent/node-url"]!.content).toBe("https://10.77.0.1:8443");
+    expect(files["/var/lib/edgejoin-agent/ca.pem"]!.content).toBe(testCaCertPem);
+    expect(files["/var/lib/edgejoin-agent/ca.pem"]!.permissions).toBe("0644");
     expect(files["/var/lib/edgejoin-agent/mac"]!.content).toBe(mac);
     expect(files["/usr/local/sbin/edgejoin-agent"]!.content).toMatch(/^#!\/bin\/sh\n/);
     // The webhook URL carries the progress token; only its SHA-256 is stored.

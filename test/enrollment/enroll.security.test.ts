@@ -7,7 +7,7 @@ import { base64url, SignJWT } from "jose";
 import { auditEvents, clusters, machines, usedTokens } from "../../db/schema.js";
 import { createApp, makeDeps } from "../../server/app.js";
 import { issueNodeCredential } from "../../server/enrollment/tokens.js";
-import { makeTestApp, testPublicUrl } from "../helpers/app.js";
+import { asOverTls, makeTestApp, testPublicUrl } from "../helpers/app.js";
 import { admin, bootQuery, discoverAndEnroll, enroll, getWith, mac, postJson, tokenFor, type TestApp } from "./fixtures.js";
 
 /** A booted (discovered) machine and a valid token for it. */
@@ -248,8 +248,15 @@ describe("bootstrap token attacks on POST /api/v1/enroll", () => {
       },
     });
     const base = makeTestApp();
-    const deps = makeDeps({ db: base.db, config: base.config, clock: base.clock, keyring: base.keyring, logger: pino({ level: "trace" }, sink) });
-    const t = { ...base, app: createApp(deps) };
+    const deps = makeDeps({
+      db: base.db,
+      config: base.config,
+      clock: base.clock,
+      keyring: base.keyring,
+      caCertPem: base.deps.caCertPem,
+      logger: pino({ level: "trace" }, sink),
+    });
+    const t = { ...base, app: asOverTls(createApp(deps)) };
     await t.app.request(`/boot.ipxe?${bootQuery}`);
     const { token } = await tokenFor(t);
     const res = await enroll(t, token);
@@ -336,7 +343,7 @@ describe("admin token", () => {
 
   it("no admin token configured at all → every admin request 401", async () => {
     const base = makeTestApp();
-    const deps = makeDeps({ db: base.db, config: { ...base.config, adminToken: undefined }, clock: base.clock });
+    const deps = makeDeps({ db: base.db, config: { ...base.config, adminToken: undefined }, clock: base.clock, caCertPem: base.deps.caCertPem });
     const app = createApp(deps);
     await expectRefused(await app.request("/api/v1/nodes", { headers: { authorization: "Bearer " } }), 401, "unauthorized");
     await expectRefused(await app.request("/api/v1/nodes", { headers: { authorization: "Bearer anything-at-all-anything" } }), 401, "unauthorized");

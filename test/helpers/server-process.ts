@@ -26,21 +26,29 @@ export type ServerRun = {
   readonly child: ChildProcess;
   /** Its HTTP base on loopback, from EDGEJOIN_HTTP_HOST and EDGEJOIN_HTTP_PORT. */
   readonly url: string;
+  /** Its node API base, `https://` on EDGEJOIN_HTTPS_PORT (the public URL's host, as agents get it). */
+  readonly nodeUrl: string;
+  /** Where the server keeps its CA certificate (made at first start): what an agent pins. */
+  readonly caFile: string;
   stdout(): string;
   stderr(): string;
   /** Resolves with the exit code (null when a signal ended it) once its output is all read. */
   readonly exited: Promise<number | null>;
 };
 
-/** Settings for a start on free loopback ports (HTTP over TCP, TFTP over UDP), data in `root`/data, an empty `root`/boot. */
+/** Settings for a start on free loopback ports (HTTP and HTTPS over TCP, TFTP over UDP), data in `root`/data, an empty `root`/boot. */
 export async function loopbackSettings(root: string): Promise<Record<string, string>> {
   const httpPort = await freeTcpPort();
+  let httpsPort = await freeTcpPort();
+  for (let i = 0; i < 10 && httpsPort === httpPort; i++) httpsPort = await freeTcpPort();
   const boot = join(root, "boot");
   mkdirSync(boot, { recursive: true });
   return {
     EDGEJOIN_PUBLIC_URL: `http://127.0.0.1:${httpPort}`,
     EDGEJOIN_HTTP_HOST: "127.0.0.1",
     EDGEJOIN_HTTP_PORT: String(httpPort),
+    EDGEJOIN_HTTPS_HOST: "127.0.0.1",
+    EDGEJOIN_HTTPS_PORT: String(httpsPort),
     EDGEJOIN_TFTP_HOST: "127.0.0.1",
     EDGEJOIN_TFTP_PORT: String(await freeUdpPort()),
     // Not created here: the server makes its own data folder.
@@ -64,6 +72,8 @@ export function spawnServer(settings: Record<string, string>, entry: ServerEntry
   const run: ServerRun = {
     child,
     url: `http://${settings.EDGEJOIN_HTTP_HOST ?? "127.0.0.1"}:${settings.EDGEJOIN_HTTP_PORT}`,
+    nodeUrl: nodeUrlOf(settings),
+    caFile: join(settings.EDGEJOIN_DATA_DIR ?? join(repoRoot, "data"), "tls", "ca.crt"),
     stdout: () => out,
     stderr: () => err,
     exited,
@@ -72,6 +82,14 @@ export function spawnServer(settings: Record<string, string>, entry: ServerEntry
     await stopServer(run, "SIGKILL");
   });
   return run;
+}
+
+/** The node API's base as the server derives it: the public URL's host on the HTTPS port (8443 unset). */
+export function nodeUrlOf(settings: Record<string, string>): string {
+  const url = new URL(settings.EDGEJOIN_PUBLIC_URL ?? `http://${settings.EDGEJOIN_HTTP_HOST ?? "127.0.0.1"}`);
+  url.protocol = "https:";
+  url.port = settings.EDGEJOIN_HTTPS_PORT ?? "8443";
+  return url.origin;
 }
 
 const running = (child: ChildProcess) => child.exitCode === null && child.signalCode === null;

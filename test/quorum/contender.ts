@@ -9,11 +9,11 @@ import { openDb } from "../../db/client.js";
 import { makeDeps } from "../../server/app.js";
 import { answerConfigRequest, answerNodeEvent } from "../../server/http/node.js";
 import { testCaHash } from "./fixtures.js";
-import { testConfig } from "../helpers/app.js";
+import { testCaCertPem, testConfig } from "../helpers/app.js";
 
 const [file, firstText, lastText] = process.argv.slice(2);
 const db = openDb(file!);
-const deps = makeDeps({ db, config: testConfig(), logger: pino({ level: "silent" }) });
+const deps = makeDeps({ db, config: testConfig(), logger: pino({ level: "silent" }), caCertPem: testCaCertPem });
 const pending = new Set<number>();
 for (let id = Number(firstText); id <= Number(lastText); id++) pending.add(id);
 

@@ -1,12 +1,15 @@
 /**
  * A real edgejoin process on loopback, and a crowd of simulated machines walking the whole life
- * (boot.ipxe → user-data → enroll → approve → config → k3s events) against it over HTTP.
- * Approval is done by the test through the admin API as machines enroll: no backdoor.
+ * (boot.ipxe → user-data → enroll → approve → config → k3s events) against it: iPXE and the seed
+ * over HTTP, the node API over HTTPS at the node URL and with the CA their user-data carries, as
+ * the real agent does. Approval is done by the test through the admin API as machines enroll: no backdoor.
  */
 import { request as httpRequest } from "node:http";
+import { request as httpsRequest } from "node:https";
 import { join } from "node:path";
+import { parse } from "yaml";
 import { loopbackSettings, spawnServer, stopServer, waitHealthy, type ServerRun } from "../helpers/server-process.js";
-import { bootstrapTokenOf, testCaHash, testMac } from "./fixtures.js";
+import { testCaHash, testMac } from "./fixtures.js";
 
 /**
  * One request on its own TCP connection, as each curl call of a real agent is: no keep-alive
@@ -15,15 +18,18 @@ import { bootstrapTokenOf, testCaHash, testMac } from "./fixtures.js";
 export function httpExchange(
   method: string,
   url: string,
-  o: { headers?: Record<string, string>; body?: string | undefined; timeoutMs: number },
+  o: { headers?: Record<string, string>; body?: string | undefined; timeoutMs: number; ca?: string | undefined },
 ): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { method, headers: o.headers, agent: false, timeout: o.timeoutMs }, (res) => {
+    // https trusts only the CA given (edgejoin's), never the system's store.
+    const options = { method, headers: o.headers, agent: false as const, timeout: o.timeoutMs };
+    const onResponse = (res: import("node:http").IncomingMessage) => {
       const chunks: Buffer[] = [];
       res.on("data", (c: Buffer) => chunks.push(c));
       res.on("end", () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString("utf8") }));
       res.on("error", reject);
-    });
+    };
+    const req = url.startsWith("https:") ? httpsRequest(url, { ...options, ca: o.ca ?? [] }, onResponse) : httpRequest(url, options, onResponse);
     req.on("timeout", () => req.destroy(Object.assign(new Error("request timed out"), { code: "ETIMEDOUT" })));
     req.on("error", reject);
     req.end(o.body);
@@ -31,6 +37,23 @@ export function httpExchange(
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** What the agent of a machine takes from its user-data: the bootstrap token, the https node URL and the CA it pins. */
+export function agentFilesOf(userData: string): { token: string; nodeUrl: string; ca: string } {
+  const files: Record<string, string> = {};
+  const walk = (v: unknown) => {
+    if (v === null || typeof v !== "object") return;
+    const rec = v as Record<string, unknown>;
+    if (typeof rec.path === "string" && rec.path.startsWith("/var/lib/edgejoin-agent/") && typeof rec.content === "string") {
+      files[rec.path.slice("/var/lib/edgejoin-agent/".length)] = rec.content;
+    }
+    Object.values(rec).forEach(walk);
+  };
+  walk(parse(userData));
+  const [token, nodeUrl, ca] = [files["bootstrap-token"], files["node-url"], files["ca.pem"]];
+  if (!token || !nodeUrl || !ca) throw new Error(`user-data lacks the agent's bootstrap-token, node-url or ca.pem (has ${Object.keys(files).join(", ")})`);
+  return { token: token.trim(), nodeUrl: nodeUrl.trim(), ca };
+}
 
 /** One edgejoin process on fixed loopback ports and data folder, restartable on them; its output kept across restarts. */
 export class EdgejoinProcess {
@@ -47,6 +70,11 @@ export class EdgejoinProcess {
 
   get url(): string {
     return this.settings.EDGEJOIN_PUBLIC_URL!;
+  }
+
+  /** The node API's https base. */
+  get nodeUrl(): string {
+    return this.run?.nodeUrl ?? "";
   }
 
   get dataDir(): string {
@@ -76,6 +104,8 @@ export type MachineTrace = {
   index: number;
   mac: string;
   nodeId?: number;
+  /** Where its agent talks to the node API and the CA it trusts there, from its user-data. */
+  node?: { url: string; ca: string };
   roles: Set<string>;
   /** The first 200 config body. */
   config?: { role: string; k3s_version: string; install: { env: Record<string, string> }; config_yaml: string };
@@ -135,18 +165,23 @@ export async function runStorm(o: StormOptions): Promise<{ traces: MachineTrace[
   let approved = 0;
   const admin = { authorization: `Bearer ${o.adminToken}` };
 
-  /** One HTTP exchange; network failures (a killed server) are retried until the deadline. */
-  async function call(method: string, path: string, opts: { body?: unknown; headers?: Record<string, string> } = {}) {
+  /** One HTTP exchange (to the node API when `node` is given); network failures (a killed server) are retried until the deadline. */
+  async function call(
+    method: string,
+    path: string,
+    opts: { body?: unknown; headers?: Record<string, string>; node?: { url: string; ca: string } | undefined } = {},
+  ) {
     for (;;) {
       if (Date.now() > deadline) throw new Error(`storm deadline passed during ${method} ${path}`);
       inFlight++;
       stats.maxInFlight = Math.max(stats.maxInFlight, inFlight);
       stats.requests++;
       try {
-        const res = await httpExchange(method, `${o.server()}${path}`, {
+        const res = await httpExchange(method, `${opts.node ? opts.node.url : o.server()}${path}`, {
           headers: { ...(opts.body === undefined ? {} : { "content-type": "application/json" }), ...opts.headers },
           body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
           timeoutMs: 60_000,
+          ca: opts.node?.ca,
         });
         const text = res.text;
         stats.status[res.status] = (stats.status[res.status] ?? 0) + 1;
@@ -172,7 +207,9 @@ export async function runStorm(o: StormOptions): Promise<{ traces: MachineTrace[
     for (;;) {
       const ud = await call("GET", `/cloud-init/${t.mac}/user-data`);
       if (ud.status !== 200) throw new Error(`user-data for ${t.mac}: ${ud.status} ${ud.text.slice(0, 200)}`);
-      const res = await call("POST", "/api/v1/enroll", { body: { token: bootstrapTokenOf(ud.text), mac: t.mac, arch: "x86_64" } });
+      const agent = agentFilesOf(ud.text);
+      t.node = { url: agent.nodeUrl, ca: agent.ca };
+      const res = await call("POST", "/api/v1/enroll", { body: { token: agent.token, mac: t.mac, arch: "x86_64" }, node: t.node });
       // The first attempt may have spent the token before the server died: fetch a fresh one.
       if (res.status === 409 && res.json().error === "token_replayed") {
         t.reEnrolls++;
@@ -200,6 +237,7 @@ export async function runStorm(o: StormOptions): Promise<{ traces: MachineTrace[
     const res = await call("POST", "/api/v1/node/events", {
       body: { type, ...(caHash ? { ca_hash: caHash } : {}) },
       headers: { authorization: `Bearer ${credential}` },
+      node: t.node,
     });
     if (res.status !== 202) throw new Error(`${type} from ${t.mac}: ${res.status} ${res.text.slice(0, 200)}`);
   }
@@ -212,7 +250,7 @@ export async function runStorm(o: StormOptions): Promise<{ traces: MachineTrace[
     t.enrolledAt = Date.now();
     o.onApproved?.(t, ++approved);
     for (;;) {
-      const res = await call("GET", "/api/v1/node/config", { headers: { authorization: `Bearer ${credential}` } });
+      const res = await call("GET", "/api/v1/node/config", { headers: { authorization: `Bearer ${credential}` }, node: t.node });
       if (res.status === 200) {
         const body = res.json();
         t.roles.add(body.role as string);
@@ -232,7 +270,7 @@ export async function runStorm(o: StormOptions): Promise<{ traces: MachineTrace[
     await event(t, credential, "ready", role === "agent" ? undefined : testCaHash);
     t.joinedAt = Date.now();
     // Ask once more, as an agent does after a reboot: same role, same config.
-    const again = await call("GET", "/api/v1/node/config", { headers: { authorization: `Bearer ${credential}` } });
+    const again = await call("GET", "/api/v1/node/config", { headers: { authorization: `Bearer ${credential}` }, node: t.node });
     if (again.status !== 200) throw new Error(`config after ready for ${t.mac}: ${again.status}`);
     t.roles.add(again.json().role as string);
   }

@@ -42,6 +42,28 @@ describe("loadConfig", () => {
     expect(c.publicUrlDerived).toBe(false);
   });
 
+  it("HTTPS: defaults to 8443 on the HTTP host; the node URL is the public URL's host on that port, https", () => {
+    const c = loadConfig({ EDGEJOIN_PUBLIC_URL: "http://edge.site.test:8080/", EDGEJOIN_HTTP_HOST: "10.0.0.5" }, noAddress);
+    expect(c).toMatchObject({ httpsHost: "10.0.0.5", httpsPort: 8443, nodeUrl: "https://edge.site.test:8443" });
+    const ip = loadConfig({ EDGEJOIN_PUBLIC_URL: "http://192.0.2.7:80", EDGEJOIN_HTTPS_PORT: "9443", EDGEJOIN_HTTPS_HOST: "127.0.0.1" }, noAddress);
+    expect(ip).toMatchObject({ httpsHost: "127.0.0.1", httpsPort: 9443, nodeUrl: "https://192.0.2.7:9443" });
+    expect(loadConfig({}, () => "192.0.2.10").nodeUrl).toBe("https://192.0.2.10:8443");
+  });
+
+  it("HTTPS port that is no port, or the HTTP port on the same host → refused in one line naming EDGEJOIN_HTTPS_PORT", () => {
+    expect(refusal({ EDGEJOIN_PUBLIC_URL: "http://a:1", EDGEJOIN_HTTPS_PORT: "70000" }).message).toMatch(
+      /^bad setting EDGEJOIN_HTTPS_PORT must be a port number/,
+    );
+    expect(refusal({ EDGEJOIN_PUBLIC_URL: "http://a:1", EDGEJOIN_HTTP_PORT: "8443" }).message).toMatch(/^EDGEJOIN_HTTPS_PORT: 8443 is also EDGEJOIN_HTTP_PORT/);
+    // 0.0.0.0 takes the port on every address, so a second one cannot bind it.
+    expect(refusal({ EDGEJOIN_PUBLIC_URL: "http://a:1", EDGEJOIN_HTTP_PORT: "8443", EDGEJOIN_HTTPS_HOST: "127.0.0.2" }).message).toMatch(
+      /^EDGEJOIN_HTTPS_PORT: /,
+    );
+    // Two distinct addresses may each use the same port number.
+    const split = { EDGEJOIN_PUBLIC_URL: "http://a:1", EDGEJOIN_HTTP_HOST: "127.0.0.1", EDGEJOIN_HTTP_PORT: "8443", EDGEJOIN_HTTPS_HOST: "127.0.0.2" };
+    expect(loadConfig(split, noAddress).httpsPort).toBe(8443);
+  });
+
   it("durations accept ms, s, m, h, d", () => {
     const c = loadConfig(
       { EDGEJOIN_PUBLIC_URL: "http://a:1", EDGEJOIN_TOKEN_TTL: "90m", EDGEJOIN_ROLE_LEASE: "600s", EDGEJOIN_CREDENTIAL_TTL: "30d" },
@@ -88,9 +110,9 @@ describe("loadConfig", () => {
 
   it("unknown names far from every setting → refused without a guess; several → all in one line", () => {
     expect(refusal({ EDGEJOIN_PUBLIC_URL: "http://a:1", EDGEJOIN_FOO: "1" }).message).toMatch(/^unknown environment variable EDGEJOIN_FOO; /);
-    const both = refusal({ EDGEJOIN_PUBLIC_URL: "http://a:1", EDGEJOIN_HTTP_PROT: "1", EDGEJOIN_AGENT_POLL_CAP: "1", EDGEJOIN_HTTPS_PORT: "8443" });
+    const both = refusal({ EDGEJOIN_PUBLIC_URL: "http://a:1", EDGEJOIN_HTTP_PROT: "1", EDGEJOIN_AGENT_POLL_CAP: "1" });
     expect(both.message).toMatch(
-      /^unknown environment variables EDGEJOIN_AGENT_POLL_CAP \(the node agent's[^)]*\), EDGEJOIN_HTTPS_PORT \(the HTTPS listener[^)]*not in this version\), EDGEJOIN_HTTP_PROT \(did you mean EDGEJOIN_HTTP_PORT\?\); /,
+      /^unknown environment variables EDGEJOIN_AGENT_POLL_CAP \(the node agent's[^)]*\), EDGEJOIN_HTTP_PROT \(did you mean EDGEJOIN_HTTP_PORT\?\); /,
     );
     expect(both.message).not.toContain("\n");
   });
