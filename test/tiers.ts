@@ -76,6 +76,7 @@ export const tiers = {
     "test/tftp/tftp.happy.test.ts",
     "test/tftp/tftp.robustness.test.ts",
     "test/tftp/tftp.security.test.ts",
+    "test/ui/console.browser.test.ts",
     "test/tls/https.test.ts",
     "test/ui/console.browser.test.ts",
     "test/tls/https.test.ts",

@@ -51,6 +51,7 @@ describe("which packages are missing", () => {
       python3: "install ok half-configured",
       systemd: `${installed}${installed}`,
       ipxe: "unknown ok not-installed",
+      chromium: installed,
     };
     expect(missingPackages(tierPackages.integration, (p) => answers[p])).toEqual(["atftp", "cloud-init", "python3", "ipxe"]);
   });

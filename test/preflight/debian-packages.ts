@@ -14,7 +14,7 @@ import { fileURLToPath } from "node:url";
 
 export const tierPackages = {
   /** curl and atftp (TFTP clients), cloud-init and python3 (schema check, PyYAML), systemd (systemd-analyze), ipxe (the binaries TFTP serves). */
-  integration: ["curl", "atftp", "cloud-init", "python3", "systemd", "ipxe"],
+  integration: ["curl", "atftp", "cloud-init", "python3", "systemd", "ipxe", "chromium"],
   /** QEMU with OVMF and SeaBIOS, the DHCP servers the README configures, namespaces and captures, the guest image build. */
   lab: [
     "qemu-system-x86",

@@ -144,7 +144,7 @@ export function QuorumCard(props: { cluster: ClusterRow; quorum: QuorumReport })
     <article class="card" aria-labelledby={`cl-${cluster.id}`}>
       <h3 id={`cl-${cluster.id}`}>
         <a href={`/ui/clusters/${cluster.id}`}>{cluster.name}</a> <Badge value={q.health} />
-        {cluster.isDefault ? <span class="muted"> default</span> : null}
+        {cluster.isDefault ? <span class="muted"> (default)</span> : null}
       </h3>
       <p>
         servers ready {q.servers_ready} of {q.servers_desired} (majority {q.majority}) · agents {q.agents.total}

@@ -21,6 +21,7 @@ export function Page(props: { title: string; chrome?: Chrome | undefined; live?:
         <meta charset="utf-8" />
         <meta name="viewport" content="width=device-width, initial-scale=1" />
         <title>{`${props.title} · edgejoin`}</title>
+        <link rel="icon" href="data:," />
         <link rel="stylesheet" href="/ui/static/console.css" />
         <script src="/ui/static/console.js" defer></script>
       </head>
