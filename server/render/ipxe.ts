@@ -49,6 +49,7 @@ const installView = z.object({
   kernelArgs: z.array(ipxeToken),
 });
 const localDiskView = z.object({ machineLabel: ipxeToken });
+const waitView = z.object({ machineLabel: ipxeToken, cluster: ipxeToken, bootUrl: ipxeToken });
 const messageView = z.object({ title: ipxeMessage, lines: z.array(z.object({ text: ipxeMessage })) });
 
 /** Renders every boot script edgejoin answers. */
@@ -100,6 +101,15 @@ export class IpxeRenderer {
   /** An installed machine boots from its own disk. */
   localDisk(mac: string): string {
     return this.templates.render("ipxe/local-disk.ipxe", localDiskView, { machineLabel: mac });
+  }
+
+  /** Not approved yet in an `after_approval` cluster: say so, install nothing, ask again every 30 s (through the chain, with its identity). */
+  waitForApproval(opts: { mac: string; cluster: string }): string {
+    return this.templates.render("ipxe/wait-approval.ipxe", waitView, {
+      machineLabel: opts.mac,
+      cluster: opts.cluster,
+      bootUrl: `${this.publicUrl}/boot.ipxe`,
+    });
   }
 
   /** A console message and no install: rejected, retired, or a request we cannot read. */

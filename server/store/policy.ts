@@ -14,7 +14,7 @@ import type { PreRegistrationCreate, RuleCreate, RulePatch } from "../policy/spe
 import { quorumView } from "../quorum/report.js";
 import { recordAudit } from "./audit.js";
 import { getCluster, matchCluster } from "./clusters.js";
-import { getMachineByMac, nameTakenIn } from "./machines.js";
+import { getMachineByMac, moved, nameTakenIn } from "./machines.js";
 import { fetchSize, pageOf, pastCursor, type Page, type PageRequest } from "./pagination.js";
 import { transact } from "./transaction.js";
 
@@ -135,6 +135,39 @@ export function auditAutoApproval(
     machineId: m.id,
     clusterId: a.clusterId,
     detail: { approved_by: a.approvedBy, ...(a.kind === "rule" ? { rule: a.name } : { pre_registration: a.id }), role: a.role, at: o.at },
+  });
+}
+
+/**
+ * In an `after_approval` cluster a machine must be approved before it may install, so the policy
+ * runs when it boots: a matching pre-registration or rule approves it from `discovered` (its first
+ * enroll then keeps the approval). Returns the machine as it is afterwards.
+ */
+export function approveAtBoot(db: Db, machineId: number, o: { ip: string | undefined; now: number }): MachineRow {
+  return transact(db, (tx) => {
+    const m = tx.select().from(machines).where(eq(machines.id, machineId)).get()!;
+    const cluster = m.clusterId === null ? undefined : getCluster(tx, m.clusterId);
+    if (m.state !== "discovered" || cluster?.installPolicy !== "after_approval") return m;
+    const claims: MachineClaims = {
+      mac: m.mac,
+      serial: m.serial ?? undefined,
+      uuid: m.uuid ?? undefined,
+      ip: o.ip || undefined,
+      manufacturer: m.manufacturer ?? undefined,
+      product: m.product ?? undefined,
+    };
+    const approval = decidePolicy(tx, claims, m).approval;
+    if (!approval) return m;
+    const fields = spendApproval(tx, m, approval, o.now);
+    if (!fields) return m;
+    const approved = tx
+      .update(machines)
+      .set({ ...fields, ...moved("approve", m, o.now), approvedBeforeEnroll: true })
+      .where(eq(machines.id, m.id))
+      .returning()
+      .get();
+    auditAutoApproval(tx, approved, approval, { now: o.now, sourceIp: o.ip ?? null, at: "boot" });
+    return approved;
   });
 }
 

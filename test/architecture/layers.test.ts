@@ -41,7 +41,7 @@ function importsOf(file: string): Import[] {
 const files = [...sources("server"), ...sources("db")];
 const imports = files.flatMap(importsOf);
 // dhcp/ and syslog/ are protocol code with their sockets (node:dgram) but no framework, store or logger.
-const pureFolders = ["server/lifecycle/", "server/quorum/", "server/enrollment/", "server/render/", "server/clusters/", "server/dhcp/", "server/syslog/"];
+const pureFolders = ["server/lifecycle/", "server/quorum/", "server/enrollment/", "server/render/", "server/clusters/", "server/dhcp/", "server/syslog/", "server/policy/"];
 const isPure = (f: string) => pureFolders.some((p) => f.startsWith(p)) || f === "server/errors.ts" || f === "server/identity.ts";
 const framework = /^(hono|@hono\/|drizzle-orm|better-sqlite3|pino)/;
 

@@ -20,16 +20,20 @@ function decisions(t: TestApp) {
 }
 
 describe("approve/reject refusals", () => {
-  it("approve a discovered, approved, provisioning or joined machine → 409 invalid_state, unchanged", async () => {
+  it("approve an approved, provisioning or joined machine → 200 already approved, unchanged, nothing audited", async () => {
     const t = makeTestApp();
     const { node_id } = await discoverAndEnroll(t);
-    for (const state of ["discovered", "approved", "joined", "provisioning"] as const) {
+    for (const state of ["approved", "joined", "provisioning"] as const) {
       t.db.update(machines).set({ state }).where(eq(machines.id, node_id)).run();
-      const body = await expectError(await postJson(t, `/api/v1/nodes/${node_id}/approve`, {}, admin), 409, "invalid_state");
-      expect(body.message).toContain(state);
+      const res = await postJson(t, `/api/v1/nodes/${node_id}/approve`, {}, admin);
+      expect(res.status).toBe(200);
+      expect(await res.json()).toMatchObject({ id: node_id, state, already_approved: true, message: expect.stringContaining("already approved") });
       expect(t.db.select().from(machines).get()!.state).toBe(state);
     }
     expect(decisions(t)).toHaveLength(0);
+    // Into another cluster is a real change, not a repeat: refused, as before.
+    t.db.update(machines).set({ state: "approved" }).where(eq(machines.id, node_id)).run();
+    await expectError(await postJson(t, `/api/v1/nodes/${node_id}/approve`, { cluster_id: 2 }, admin), 409, "invalid_state");
   });
 
   it("reject a machine holding a role, or already rejected → 409 invalid_state", async () => {

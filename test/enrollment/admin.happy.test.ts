@@ -28,7 +28,9 @@ describe("admin inventory", () => {
   it("unknown node → 404 not_found; bad id or filter → 422", async () => {
     const t = makeTestApp();
     expect((await t.app.request("/api/v1/nodes/999", { headers: admin })).status).toBe(404);
-    expect((await t.app.request("/api/v1/nodes/abc", { headers: admin })).status).toBe(422);
+    // Not an id nor a MAC: a serial nobody has.
+    expect((await t.app.request("/api/v1/nodes/abc", { headers: admin })).status).toBe(404);
+    expect((await t.app.request("/api/v1/nodes/a%20b", { headers: admin })).status).toBe(422);
     expect((await t.app.request("/api/v1/nodes?state=happy", { headers: admin })).status).toBe(422);
     expect((await postJson(t, "/api/v1/nodes/999/approve", {}, admin)).status).toBe(404);
   });
