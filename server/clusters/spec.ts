@@ -147,6 +147,13 @@ export const installerProfile = z
   })
   .strict();
 
+/**
+ * When an unknown machine is wiped and installed: `immediate` (at first boot; approval comes after
+ * enrollment) or `after_approval` (it waits at an iPXE screen until an admin, a rule or a
+ * pre-registration approves it).
+ */
+export const installPolicy = z.enum(["immediate", "after_approval"], { error: "install_policy must be immediate or after_approval" });
+
 /** `POST /api/v1/clusters` body. */
 export const clusterCreate = z
   .object({
@@ -161,6 +168,7 @@ export const clusterCreate = z
     hostname_pattern: hostnamePattern.default("node-{mac}"),
     match_cidrs: matchCidrs.default([]),
     user_data_template: userDataTemplatePath.nullable().default(null),
+    install_policy: installPolicy.default("immediate"),
   })
   .strict();
 
@@ -178,6 +186,7 @@ export const clusterPatch = z
     hostname_pattern: hostnamePattern,
     match_cidrs: matchCidrs,
     user_data_template: userDataTemplatePath.nullable(),
+    install_policy: installPolicy,
   })
   .partial()
   .strict();

@@ -8,9 +8,10 @@ import { Hono } from "hono";
 import type { AppEnv } from "../context.js";
 import { ApiError } from "../errors.js";
 import { clusterCreate, clusterPatch, type ClusterPatch } from "../clusters/spec.js";
-import { createCluster, defaultInstaller, getCluster, listClusters, updateCluster, type ClusterFields, type ClusterRow } from "../store/clusters.js";
+import { createCluster, defaultInstaller, getCluster, listClustersPage, updateCluster, type ClusterFields, type ClusterRow } from "../store/clusters.js";
 import { getQuorum } from "../store/quorum.js";
 import { adminActor, adminAuth } from "./middleware/admin-auth.js";
+import { pageBody, pagedQuery, pageRequest } from "./middleware/pagination.js";
 import { idParam, limitJsonBody, validate } from "./middleware/validate.js";
 
 /** A cluster as the API shows it: snake_case, no secrets. */
@@ -28,6 +29,7 @@ function present(c: ClusterRow) {
     hostname_pattern: c.hostnamePattern,
     match_cidrs: c.matchCidrs,
     user_data_template: c.userDataTemplate,
+    install_policy: c.installPolicy,
     ca_hash: c.caHash,
     created_at: new Date(c.createdAt).toISOString(),
     updated_at: new Date(c.updatedAt).toISOString(),
@@ -47,6 +49,7 @@ function toFields(p: ClusterPatch): Partial<ClusterFields> {
   if (p.hostname_pattern !== undefined) f.hostnamePattern = p.hostname_pattern;
   if (p.match_cidrs !== undefined) f.matchCidrs = p.match_cidrs;
   if (p.user_data_template !== undefined) f.userDataTemplate = p.user_data_template;
+  if (p.install_policy !== undefined) f.installPolicy = p.install_policy;
   return f;
 }
 
@@ -60,7 +63,9 @@ function requireTemplate(templatesDir: string, path: string | null | undefined):
 
 /** `/api/v1/clusters` routes, admin only. */
 export const clusterRoutes = new Hono<AppEnv>()
-  .get("/api/v1/clusters", adminAuth, (c) => c.json({ clusters: listClusters(c.var.deps.db).map(present) }))
+  .get("/api/v1/clusters", adminAuth, validate("query", pagedQuery({})), (c) =>
+    c.json(pageBody("clusters", listClustersPage(c.var.deps.db, pageRequest(c.req.valid("query"))), present)),
+  )
   .post("/api/v1/clusters", limitJsonBody, adminAuth, validate("json", clusterCreate), (c) => {
     const { db, clock, config } = c.var.deps;
     const body = c.req.valid("json");
@@ -79,6 +84,7 @@ export const clusterRoutes = new Hono<AppEnv>()
         hostnamePattern: body.hostname_pattern,
         matchCidrs: body.match_cidrs,
         userDataTemplate: body.user_data_template,
+        installPolicy: body.install_policy,
       },
       { now: clock(), actor: adminActor(c), sourceIp: c.var.sourceIp || null },
     );

@@ -4,7 +4,9 @@ import { and, count, eq, inArray } from "drizzle-orm";
 import type { Db, Queryable } from "../../db/client.js";
 import { clusters, machines, type ClusterRow, type InstallerProfile } from "../../db/schema.js";
 import { refuse } from "../errors.js";
+import type { InstallPolicy } from "../lifecycle/machine.js";
 import { recordAudit } from "./audit.js";
+import { fetchSize, pageOf, pastCursor, type Page, type PageRequest } from "./pagination.js";
 import { transact } from "./transaction.js";
 
 export type { ClusterRow } from "../../db/schema.js";
@@ -64,6 +66,12 @@ export function listClusters(db: Queryable): ClusterRow[] {
   return db.select().from(clusters).orderBy(clusters.id).all();
 }
 
+/** Clusters, oldest first, one page (the admin's list). */
+export function listClustersPage(db: Queryable, page: PageRequest): Page<ClusterRow> {
+  const rows = db.select().from(clusters).where(pastCursor(clusters.id, page)).orderBy(clusters.id).limit(fetchSize(page)).all();
+  return pageOf(rows, page, (r) => r.id);
+}
+
 /** IPv4 CIDR membership; IPv6 and malformed input never match. */
 export function ipv4InCidr(ip: string, cidr: string): boolean {
   const toInt = (a: string) => {
@@ -103,6 +111,7 @@ export type ClusterFields = {
   hostnamePattern: string;
   matchCidrs: string[];
   userDataTemplate: string | null;
+  installPolicy: InstallPolicy;
 };
 
 type ClusterAudit = { now: number; actor: string; sourceIp?: string | null };
