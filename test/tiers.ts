@@ -68,6 +68,7 @@ export const tiers = {
     "test/dhcp/listener.test.ts",
     "test/syslog/receiver.test.ts",
     "test/enrollment/first-start.happy.test.ts",
+    "test/policy/approval-race.test.ts",
     "test/quorum/contention.test.ts",
     "test/quorum/storm.test.ts",
     "test/server/process.test.ts",
