@@ -19,6 +19,7 @@ import { bootRoutes } from "./http/boot.js";
 import { healthRoutes } from "./http/health.js";
 import { metricsRoutes } from "./http/metrics.js";
 import { uiRoutes } from "./http/ui/index.js";
+import { openApiRoutes } from "./http/openapi/index.js";
 import { wellKnownRoutes } from "./http/well-known.js";
 import { enrollRoutes } from "./http/enroll.js";
 import { nodeRoutes } from "./http/node.js";
@@ -103,6 +104,8 @@ export function createApp(input: AppInput | Deps) {
   app.route("/", healthRoutes);
   app.route("/", metricsRoutes);
   app.route("/", uiRoutes);
+  // Read lazily: every route mounted here, before or after it, is in the document.
+  app.route("/", openApiRoutes(() => app.routes));
   app.route("/", bootRoutes);
   app.route("/", cloudInitRoutes);
   app.route("/", installProgressRoutes);

@@ -64,7 +64,7 @@ export function validate<Target extends keyof ValidationTargets, Schema extends 
   target: Target,
   schema: Schema,
 ): MiddlewareHandler<Env, string, { in: { [K in Target]: z.input<Schema> }; out: { [K in Target]: z.output<Schema> } }> {
-  return async (c, next) => {
+  const middleware: MiddlewareHandler = async (c, next) => {
     const parsed = schema.safeParse(await readTarget(c, target));
     if (!parsed.success) {
       const issues = describeIssues(parsed.error);
@@ -74,7 +74,13 @@ export function validate<Target extends keyof ValidationTargets, Schema extends 
     c.req.addValidatedData(target, parsed.data as object);
     await next();
   };
+  // /openapi.json is generated from these: the schema a route validates with is the one it documents.
+  validators.set(middleware, { target, schema });
+  return middleware;
 }
+
+/** Which request part and zod schema each `validate()` middleware checks, by middleware: what /openapi.json reads. */
+export const validators = new WeakMap<MiddlewareHandler, { target: keyof ValidationTargets; schema: z.ZodType }>();
 
 /** A numeric id in the path (`/:id`), as every admin route takes it. */
 export const idParam = z.object({

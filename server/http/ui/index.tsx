@@ -5,33 +5,17 @@
  */
 import { readFileSync } from "node:fs";
 import { Hono } from "hono";
-import { secureHeaders } from "hono/secure-headers";
 import { z } from "zod";
 import { ApiError } from "../../errors.js";
 import { dnsLabelPattern } from "../../lifecycle/node-name.js";
 import { approveMachine, rejectMachine, retireMachine } from "../../store/decisions.js";
+import { consoleHeaders } from "../middleware/console-headers.js";
 import { idParam } from "../middleware/validate.js";
 import { clusterView, dashboardView, machineView } from "./data.js";
 import { Dashboard } from "./dashboard.js";
 import type { Chrome } from "./layout.js";
 import { ClusterPage, ErrorPage, MachinePage, SignIn } from "./pages.js";
 import { requireSession, signIn, signInToken, signOut, type UiEnv } from "./session.js";
-
-/** No inline script or style may run: everything comes from /ui/static. */
-export const consoleHeaders = secureHeaders({
-  contentSecurityPolicy: {
-    defaultSrc: ["'self'"],
-    scriptSrc: ["'self'"],
-    styleSrc: ["'self'"],
-    imgSrc: ["'self'", "data:"],
-    connectSrc: ["'self'"],
-    formAction: ["'self'"],
-    frameAncestors: ["'none'"],
-    baseUri: ["'none'"],
-    objectSrc: ["'none'"],
-  },
-  referrerPolicy: "no-referrer",
-});
 
 const staticFiles = new Map(
   [
