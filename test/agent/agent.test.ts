@@ -1,13 +1,15 @@
 /**
  * The enrollment agent for real: `sh` runs the script exactly as user-data ships it, against an
- * edgejoin served on a loopback port, with every path it touches pointed into a temp folder and
- * k3s replaced by a fake install script and a fake `k3s` served from the artifacts folder.
+ * edgejoin served on loopback ports (the seed over HTTP, the node API over HTTPS with a
+ * certificate from a CA made for the test), with every path it touches pointed into a temp folder
+ * and k3s replaced by a fake install script and a fake `k3s` served from the artifacts folder.
  */
 import { serve, type ServerType } from "@hono/node-server";
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -18,34 +20,53 @@ import { testTempDir } from "../helpers/temp-dir.js";
 import { requireTools } from "../helpers/tools.js";
 import { eq } from "drizzle-orm";
 import { expectValidUserData } from "../cloud-init/cloud-init-tools.js";
+import { issueCa, issueServerCert } from "../../server/tls/ca.js";
+import { freeTcpPort } from "../helpers/ports.js";
+import { httpExchange } from "../quorum/harness.js";
 
 const k3sVersion = "v1.31.4+k3s1";
 
 /** What the agent script runs on a fresh machine, by Debian package. */
 const agentTools = { sh: "dash", curl: "curl", awk: "mawk", sha256sum: "coreutils" };
 
-type Edgejoin = ReturnType<typeof makeTestApp> & { url: string; server: ServerType };
+type Edgejoin = ReturnType<typeof makeTestApp> & { url: string; nodeUrl: string; caPem: string };
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
   for (const f of cleanups.splice(0).reverse()) await f();
 });
 
-/** edgejoin on 127.0.0.1 and a free port; its public URL is that address. */
+/**
+ * edgejoin on 127.0.0.1: plain HTTP on one free port (its public URL), the node API's HTTPS on
+ * another, with a server certificate for 127.0.0.1 from a CA of its own, as main binds them.
+ */
 async function startEdgejoin(artifactsDir: string): Promise<Edgejoin> {
-  let fetchHandler: ((req: Request, env: unknown) => Response | Promise<Response>) | undefined;
-  let server!: ServerType;
-  const port = await new Promise<number>((resolve) => {
-    server = serve({ fetch: (req, env) => fetchHandler!(req, env), hostname: "127.0.0.1", port: 0 }, (info) => resolve(info.port));
+  const now = Date.now();
+  const ca = await issueCa(now);
+  const cert = await issueServerCert(ca, "127.0.0.1", now);
+  const [httpPort, httpsPort] = [await freeTcpPort(), await freeTcpPort()];
+  const url = `http://127.0.0.1:${httpPort}`;
+  const t = makeTestApp({
+    env: { EDGEJOIN_PUBLIC_URL: url, EDGEJOIN_HTTPS_PORT: String(httpsPort), EDGEJOIN_ARTIFACTS_DIR: artifactsDir },
+    caCertPem: ca.certPem,
   });
-  cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  const url = `http://127.0.0.1:${port}`;
-  const t = makeTestApp({ env: { EDGEJOIN_PUBLIC_URL: url, EDGEJOIN_ARTIFACTS_DIR: artifactsDir } });
-  fetchHandler = (req, env) => t.app.fetch(req, env);
-  return { ...t, url, server };
+  const listen = (options: Parameters<typeof serve>[0]) =>
+    new Promise<ServerType>((resolve) => {
+      const server = serve(options, () => resolve(server));
+      cleanups.push(() => new Promise<void>((done) => server.close(() => done())));
+    });
+  await listen({ fetch: t.app.fetch, hostname: "127.0.0.1", port: httpPort });
+  await listen({
+    fetch: t.app.fetch,
+    hostname: "127.0.0.1",
+    port: httpsPort,
+    createServer: createHttpsServer,
+    serverOptions: { key: cert.keyPem, cert: cert.certPem },
+  });
+  return { ...t, url, nodeUrl: t.config.nodeUrl, caPem: ca.certPem };
 }
 
-/** What cloud-init would leave on the machine: the agent and its three state files, from real user-data. */
+/** What cloud-init would leave on the machine: the agent and its four state files, from real user-data. */
 async function prepareMachine(ej: Edgejoin, mac: string, root: string) {
   const res = await fetch(`${ej.url}/cloud-init/${mac}/user-data`);
   expect(res.status).toBe(200);
@@ -64,7 +85,7 @@ async function prepareMachine(ej: Edgejoin, mac: string, root: string) {
   mkdirSync(paths.state, { recursive: true });
   mkdirSync(paths.dmi);
   writeFileSync(paths.agent, files["/usr/local/sbin/edgejoin-agent"]!, { mode: 0o755 });
-  for (const name of ["server-url", "mac", "bootstrap-token"]) {
+  for (const name of ["node-url", "ca.pem", "mac", "bootstrap-token"]) {
     writeFileSync(join(paths.state, name), files[`/var/lib/edgejoin-agent/${name}`]!, { mode: 0o600 });
   }
   writeFileSync(join(paths.dmi, "product_uuid"), "8C3A5E2B-1D4F-4B6A-9C2E-7F1A0B3C4D5E\n");
@@ -157,7 +178,7 @@ function fakeK3sArtifacts(artifacts: string, record: string) {
 }
 
 describe("edgejoin-agent (sh) against a running edgejoin", () => {
-  it("enroll → wait → restart keeps the credential → reject → the agent stops cleanly, and stays stopped", async () => {
+  it("enroll → wait → restart keeps the credential → reject → credential revoked, the agent stops for good", async () => {
     requireTools(agentTools);
     const root = testTempDir("agent");
     const ej = await startEdgejoin(join(root, "artifacts"));
@@ -167,7 +188,8 @@ describe("edgejoin-agent (sh) against a running edgejoin", () => {
     const first = runAgent(paths);
     await waitFor(
       "pending machine polling for approval",
-      () => machineByMac(ej, mac)?.state === "pending" && stateFile(paths, "status").includes("pending_approval"),
+      // The status file is written just before the log line: wait for both.
+      () => machineByMac(ej, mac)?.state === "pending" && stateFile(paths, "status").includes("pending_approval") && first.stderr().includes("next poll in"),
     );
     const m = machineByMac(ej, mac)!;
     expect(m).toMatchObject({ uuid: "8c3a5e2b-1d4f-4b6a-9c2e-7f1a0b3c4d5e", serial: "SN-0001" });
@@ -184,14 +206,15 @@ describe("edgejoin-agent (sh) against a running edgejoin", () => {
     await waitFor("second run polling", () => second.stderr().includes("waiting (pending_approval)"));
     expect(second.stderr()).not.toContain("enrolled");
 
+    // A reject revokes the machine's credentials (PRODUCT.md, "Credentials die with the decision"):
+    // the agent is refused for good (exit 3, which its unit does not restart).
     await admin(ej, `/api/v1/nodes/${m.id}/reject`, { reason: "not ours" });
-    expect(await exitWithin(second, 10_000)).toBe(0);
-    expect(second.stderr()).toContain("stopped by the server: machine_rejected");
-    expect(stateFile(paths, "status")).toContain("machine_rejected");
+    expect(await exitWithin(second, 10_000)).toBe(3);
+    expect(second.stderr()).toContain("node credential refused: credential_revoked");
 
     const third = runAgent(paths);
-    expect(await exitWithin(third, 10_000)).toBe(0);
-    expect(third.stderr()).toContain("machine_rejected");
+    expect(await exitWithin(third, 10_000)).toBe(3);
+    expect(third.stderr()).toContain("credential_revoked");
   });
 
   it("enroll → approve through the API → init server: k3s config 0600, fake install with the given env, k3s-started, ready with the CA hash; then an agent joins", async () => {
@@ -228,9 +251,12 @@ describe("edgejoin-agent (sh) against a running edgejoin", () => {
 
     // What the server handed out is exactly what landed on disk, root-only.
     const credential = stateFile(paths, "credential").trim();
-    const config = (await (await fetch(`${ej.url}/api/v1/node/config`, { headers: { authorization: `Bearer ${credential}` } })).json()) as {
-      config_yaml: string;
-    };
+    const answer = await httpExchange("GET", `${ej.nodeUrl}/api/v1/node/config`, {
+      headers: { authorization: `Bearer ${credential}` },
+      ca: ej.caPem,
+      timeoutMs: 10_000,
+    });
+    const config = JSON.parse(answer.text) as { config_yaml: string };
     expect(readFileSync(paths.k3sConfig, "utf8")).toBe(config.config_yaml);
     expect(config.config_yaml).toContain("cluster-init: true");
     expect(statSync(paths.k3sConfig).mode & 0o777).toBe(0o600);
@@ -261,6 +287,39 @@ describe("edgejoin-agent (sh) against a running edgejoin", () => {
     expect(machineByMac(ej, agentMac)).toMatchObject({ state: "joined", role: "agent" });
     expect(readFileSync(agentPaths.k3sConfig, "utf8")).not.toContain("cluster-init");
     expect(readFileSync(join(record, "install-env"), "utf8")).toContain("INSTALL_K3S_EXEC=agent");
+  });
+
+  it("a plain http:// node URL → the agent refuses it (exit 3) and sends nothing; a CA that is not edgejoin's → TLS refused, never enrolled", async () => {
+    requireTools(agentTools);
+    const root = testTempDir("agent");
+    const ej = await startEdgejoin(join(root, "artifacts"));
+    const mac = "52:54:00:aa:00:05";
+    const paths = await prepareMachine(ej, mac, root);
+    expect(stateFile(paths, "node-url")).toBe(ej.nodeUrl);
+
+    // Someone rewrote the node URL to plain http (the HTTP port answers the node API with 403 anyway).
+    writeFileSync(join(paths.state, "node-url"), `${ej.url}\n`);
+    const plain = runAgent(paths);
+    expect(await exitWithin(plain, 10_000)).toBe(3);
+    expect(plain.stderr()).toContain(`the node URL must be https://, refusing ${ej.url}`);
+
+    // The right URL but another CA: curl refuses the server's certificate, the token never leaves.
+    writeFileSync(join(paths.state, "node-url"), `${ej.nodeUrl}\n`);
+    writeFileSync(join(paths.state, "ca.pem"), (await issueCa(Date.now())).certPem);
+    const stranger = runAgent(paths);
+    await waitFor("a refused TLS handshake", () => stranger.stderr().includes("enroll failed (HTTP 000)"));
+    expect(stranger.stderr()).toMatch(/SSL certificate problem|certificate/i);
+    stranger.child.kill("SIGTERM");
+    await exitWithin(stranger, 5_000);
+    expect(machineByMac(ej, mac)?.state).toBe("discovered");
+    expect(existsSync(join(paths.state, "bootstrap-token"))).toBe(true);
+
+    // Its own CA back: the same token enrolls.
+    writeFileSync(join(paths.state, "ca.pem"), ej.caPem);
+    const good = runAgent(paths);
+    await waitFor("enrolled over https", () => machineByMac(ej, mac)?.state === "pending");
+    good.child.kill("SIGTERM");
+    await exitWithin(good, 5_000);
   });
 
   it("a failing install script → `failed` reported with the script's output, exit non-zero for systemd to retry", async () => {

@@ -219,6 +219,10 @@ export type VethEnd = { ns: string; name: string; bridge?: string; addresses?: s
 export type EdgejoinServer = {
   process: LabProcess;
   publicUrl: string;
+  /** The node API's https base (the public URL's host on EDGEJOIN_HTTPS_PORT), as user-data tells agents. */
+  nodeUrl: string;
+  /** edgejoin's CA certificate, made at its first start: what agents (and `fetchIn`) trust for nodeUrl. */
+  caFile: string;
   dataDir: string;
   dbFile: string;
   /** Its pino log so far, one object per JSON line (other lines dropped). */
@@ -574,9 +578,14 @@ export class NetLab {
         ...opts.env,
       },
     });
+    const nodeUrl = new URL(opts.publicUrl);
+    nodeUrl.protocol = "https:";
+    nodeUrl.port = opts.env?.EDGEJOIN_HTTPS_PORT ?? "8443";
     const server: EdgejoinServer = {
       process: proc,
       publicUrl: opts.publicUrl,
+      nodeUrl: nodeUrl.origin,
+      caFile: join(dataDir, "tls", "ca.crt"),
       dataDir,
       dbFile: join(dataDir, "edgejoin.db"),
       logLines: () => parseJsonLines(proc.output()),
@@ -590,13 +599,15 @@ export class NetLab {
 
   /**
    * An HTTP request made from inside `ns` (the test runner lives in the host's namespace and cannot
-   * reach lab addresses itself), by a short-lived node process.
+   * reach lab addresses itself), by a short-lived node process. `caFile` is a CA it trusts for
+   * https (edgejoin's, for the node API).
    */
-  async fetchIn(ns: string, url: string, init: { method?: string; headers?: Record<string, string>; body?: string } = {}) {
+  async fetchIn(ns: string, url: string, init: { method?: string; headers?: Record<string, string>; body?: string } = {}, caFile?: string) {
     const script =
       "const [u,i]=process.argv.slice(1);const r=await fetch(u,JSON.parse(i));" +
       "process.stdout.write(JSON.stringify({status:r.status,headers:Object.fromEntries(r.headers),body:await r.text()}))";
-    const out = await run("ip", ["netns", "exec", ns, process.execPath, "--input-type=module", "-e", script, url, JSON.stringify(init)], {
+    const trust = caFile ? ["env", `NODE_EXTRA_CA_CERTS=${caFile}`] : [];
+    const out = await run("ip", ["netns", "exec", ns, ...trust, process.execPath, "--input-type=module", "-e", script, url, JSON.stringify(init)], {
       timeoutMs: 20_000,
     });
     return JSON.parse(out) as { status: number; headers: Record<string, string>; body: string };

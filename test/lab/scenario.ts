@@ -336,11 +336,15 @@ export async function openMachineLab(opts: {
     let db: Database.Database | undefined;
 
     const api: MachineLab["api"] = async (method, path, body, token = adminToken) => {
-      const res = await lab.fetchIn(site.lan, `${site.publicUrl}${path}`, {
+      // The node API answers only over https, trusting edgejoin's CA, as the agent does.
+      const node = /^\/api\/v1\/(enroll$|node\/)/.test(path.split("?")[0]!);
+      const base = node ? site.edgejoin.nodeUrl : site.publicUrl;
+      const init = {
         method,
         headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      });
+      };
+      const res = await lab.fetchIn(site.lan, `${base}${path}`, init, node ? site.edgejoin.caFile : undefined);
       let parsed: unknown;
       try {
         parsed = JSON.parse(res.body);
