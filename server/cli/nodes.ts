@@ -178,7 +178,7 @@ export function registerNodes(program: Command): void {
           printJson(answer);
           return;
         }
-        process.stdout.write(decided(answer, what));
+        process.stdout.write(decided(answer, what, await clusterNames(client)));
         // Retiring a server: the server says what to remove from k3s (etcd member, node object).
         for (const key of ["remove_from_k3s", "k3s_cleanup", "next_steps"]) {
           const v = answer[key];
