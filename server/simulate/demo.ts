@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { extraLoopbackSettings, freeTcpPort, freeUdpPort } from "./ports.js";
+import { placeInstallerStandIns } from "./stand-ins.js";
 import { describeResult, simulate } from "./run.js";
 
 const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
@@ -35,6 +36,7 @@ async function main(): Promise<number> {
   const tftpPort = await freeUdpPort();
   const url = `http://127.0.0.1:${httpPort}`;
   const adminToken = "demo-admin-token-0123456789abcdef";
+  placeInstallerStandIns(join(dir, "artifacts"));
   const log = openSync(join(dir, "server.log"), "w");
   const child = spawn(process.execPath, ["--import", "tsx", "server/main.ts"], {
     cwd: repoRoot,
@@ -49,6 +51,7 @@ async function main(): Promise<number> {
       EDGEJOIN_TFTP_PORT: String(tftpPort),
       EDGEJOIN_DATA_DIR: join(dir, "data"),
       EDGEJOIN_BOOT_DIR: join(dir, "boot"),
+      EDGEJOIN_ARTIFACTS_DIR: join(dir, "artifacts"),
       EDGEJOIN_ADMIN_TOKEN: adminToken,
       EDGEJOIN_LOG_LEVEL: "warn",
       ...(await extraLoopbackSettings()),

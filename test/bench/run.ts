@@ -13,6 +13,7 @@ import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, re
 import { cpus as osCpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { placeInstallerStandIns } from "../../server/simulate/stand-ins.js";
 import { extraLoopbackSettings, freeTcpPort, freeUdpPort } from "../../server/simulate/ports.js";
 import { openDb } from "../../db/client.js";
 import { benchMac, benchMacCount } from "./macs.js";
@@ -46,6 +47,7 @@ async function startEdgejoin(name: string, o: { bootFile?: string; seed?: number
   const root = join(dir, name);
   mkdirSync(join(root, "boot"), { recursive: true });
   if (bootFile) copyFileSync(bootFile, join(root, "boot", "boot.bin"));
+  placeInstallerStandIns(join(root, "artifacts"));
   const url = `http://127.0.0.1:${http}`;
   const env = {
     PATH: process.env.PATH,

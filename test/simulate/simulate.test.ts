@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
+import { placeInstallerStandIns } from "../../server/simulate/stand-ins.js";
 import { freeUdpPort } from "../helpers/ports.js";
 import { loopbackSettings, spawnServer, waitHealthy } from "../helpers/server-process.js";
 import { testTempDir } from "../helpers/temp-dir.js";
@@ -35,8 +36,11 @@ function simulate(url: string, args: string[], ms: number): Promise<{ code: numb
 }
 
 async function startServer() {
-  const settings = await loopbackSettings(testTempDir("simulate"));
-  const server = spawnServer({ ...settings, EDGEJOIN_ADMIN_TOKEN: adminToken, EDGEJOIN_LOG_LEVEL: "warn" });
+  const root = testTempDir("simulate");
+  const settings = await loopbackSettings(root);
+  // Empty stand-ins for the installer files: /boot.ipxe then answers with the install script and its seed.
+  placeInstallerStandIns(join(root, "artifacts"));
+  const server = spawnServer({ ...settings, EDGEJOIN_ARTIFACTS_DIR: join(root, "artifacts"), EDGEJOIN_ADMIN_TOKEN: adminToken, EDGEJOIN_LOG_LEVEL: "warn" });
   await waitHealthy(server);
   return { server, settings };
 }
