@@ -8,7 +8,16 @@ import { waitFor, type Machine } from "../helpers/netlab.js";
 import { labInstaller, waitForState, type MachineLab } from "./scenario.js";
 
 type Cluster = { id: number; name: string; is_default: boolean; ca_hash: string | null };
-type Node = { id: number; mac: string; state: string; role: string | null; role_assigned_at: string | null; ready_at: string | null; last_ip: string | null };
+type Node = {
+  id: number;
+  mac: string;
+  state: string;
+  role: string | null;
+  role_assigned_at: string | null;
+  ready_at: string | null;
+  last_ip: string | null;
+  approved_by: string | null;
+};
 
 /** What one machine's whole life showed. */
 export type LifeReport = {
@@ -42,6 +51,8 @@ export type RebootReport = {
 export type QuorumReport = {
   roles: string[];
   states: string[];
+  /** Who approved each machine: the lab's rule, never an admin call. */
+  approvedBy: (string | null)[];
   /** For each joining server in seat order: when it got its config and when the one before it was ready. */
   releaseOrder: { mac: string; afterMac: string; configAt: number; previousReadyAt: number }[];
   joinerTokensPinCa: boolean;
@@ -181,13 +192,20 @@ export function formatQuorum(q: QuorumReport["quorum"] & { name?: string; server
 }
 
 /**
- * Three machines at once against a cluster that wants 3 servers: each approved as it enrolls;
+ * Three machines at once against a cluster that wants 3 servers, approved by a rule (`limit: 3`,
+ * the site's LAN) as each enrolls, with no admin call;
  * one init, two joining servers released one at a time as the previous one reports ready.
  */
 export async function runThreeServerQuorum(ml: MachineLab): Promise<QuorumReport> {
   const cluster = await ok(
     ml.api<Cluster>("POST", "/api/v1/clusters", { name: "trio", servers: 3, is_default: true, installer: labInstaller }),
     "create the 3-server cluster",
+    201,
+  );
+  // Zero touch: "the next 3 machines on the site's LAN" (their enroll comes from a DHCP address in it).
+  await ok(
+    ml.api("POST", "/api/v1/rules", { name: "trio-lab", cluster_id: cluster.id, match: { cidr: "10.77.0.0/24" }, limit: 3 }),
+    "add the approval rule",
     201,
   );
   const macs = ["52:54:00:1a:b0:02", "52:54:00:1a:b0:03", "52:54:00:1a:b0:04"];
@@ -200,8 +218,7 @@ export async function runThreeServerQuorum(ml: MachineLab): Promise<QuorumReport
     machines.push(await ml.powerOn({ name: `m${i + 2}`, mac, tap: i + 1 }));
   }
 
-  // Approve each as its agent enrolls, in whatever order they arrive.
-  await Promise.all(machines.map((m) => approveWhenPending(ml, m, 420_000)));
+  // Nobody approves them: the rule does, as each agent enrolls.
   await Promise.all(machines.map((m) => waitForState(ml, m, "joined", 480_000)));
   await new Promise((r) => setTimeout(r, 5_000));
 
@@ -230,6 +247,7 @@ export async function runThreeServerQuorum(ml: MachineLab): Promise<QuorumReport
   return {
     roles: machines.map((m) => ml.machine(m.mac)?.role ?? "none"),
     states: machines.map((m) => ml.machine(m.mac)?.state ?? "none"),
+    approvedBy: nodes.map((n) => n.approved_by),
     releaseOrder,
     joinerTokensPinCa,
     quorum,

@@ -51,6 +51,7 @@ describe("machine lab: whole lives under real firmware, kernel and cloud-init", 
     const report: QuorumReport = await guarded(() => runThreeServerQuorum(ml!));
     expect(report.roles.sort()).toEqual(["init", "server", "server"]);
     expect(report.states).toEqual(["joined", "joined", "joined"]);
+    expect(report.approvedBy, "approved by the rule, nobody touched them").toEqual(["rule:trio-lab", "rule:trio-lab", "rule:trio-lab"]);
     // Each joining server got its config only after the server before it reported ready.
     for (const step of report.releaseOrder) {
       expect(step.configAt, `${step.mac} got its config after ${step.afterMac} was ready`).toBeGreaterThan(step.previousReadyAt);
