@@ -21,7 +21,7 @@ function artifactsIn(root: string): string {
 
 async function firstStart() {
   const root = testTempDir("cli");
-  const settings = {
+  const settings: Record<string, string> = {
     ...(await loopbackSettings(root)),
     EDGEJOIN_LOG_LEVEL: "warn",
     EDGEJOIN_IPXE_DIR: join(root, "no-ipxe"),
@@ -253,7 +253,7 @@ describe("edgejoin admin CLI against a running server", () => {
 describe("the first-start admin token", () => {
   it("a first start that fails to bind prints no token and uses none up; the next start prints it; tokens reset-initial replaces a lost one", async () => {
     const root = testTempDir("cli-first");
-    const settings = { ...(await loopbackSettings(root)), EDGEJOIN_IPXE_DIR: join(root, "no-ipxe") };
+    const settings: Record<string, string> = { ...(await loopbackSettings(root)), EDGEJOIN_IPXE_DIR: join(root, "no-ipxe") };
     // Hold the HTTP port so the first start cannot bind it.
     const { createServer } = await import("node:net");
     const blocker = createServer();
