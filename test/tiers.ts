@@ -72,6 +72,7 @@ export const tiers = {
     "test/enrollment/first-start.happy.test.ts",
     "test/policy/approval-race.test.ts",
     "test/metrics/storm.test.ts",
+    "test/metrics/storm.test.ts",
     "test/quorum/contention.test.ts",
     "test/quorum/storm.test.ts",
     "test/server/process.test.ts",

@@ -19,27 +19,32 @@ export function agentFiles(userData: string): Record<string, string> {
   return files;
 }
 
-function postJson(url: string, body: unknown, ca?: string): Promise<{ status: number; text: string }> {
+/** One JSON request; over https it pins `ca` (the CA the seed carried), as the agent does. */
+export function requestJson(
+  method: string,
+  url: string,
+  o: { body?: unknown; ca?: string | undefined; bearer?: string } = {},
+): Promise<{ status: number; text: string }> {
+  const headers: Record<string, string> = { "content-type": "application/json" };
+  if (o.bearer) headers.authorization = `Bearer ${o.bearer}`;
+  const payload = o.body === undefined ? undefined : JSON.stringify(o.body);
   if (!url.startsWith("https:")) {
-    return fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) }).then(async (r) => ({
-      status: r.status,
-      text: await r.text(),
-    }));
+    return fetch(url, { method, headers, body: payload }).then(async (r) => ({ status: r.status, text: await r.text() }));
   }
   return new Promise((resolve, reject) => {
-    const req = httpsRequest(url, { method: "POST", ca, headers: { "content-type": "application/json" }, timeout: 10_000 }, (res) => {
+    const req = httpsRequest(url, { method, ca: o.ca, headers, timeout: 10_000 }, (res) => {
       let text = "";
       res.on("data", (d: Buffer) => (text += d.toString()));
       res.on("end", () => resolve({ status: res.statusCode ?? 0, text }));
     });
-    req.on("timeout", () => req.destroy(new Error(`POST ${url} timed out`)));
+    req.on("timeout", () => req.destroy(new Error(`${method} ${url} timed out`)));
     req.on("error", reject);
-    req.end(JSON.stringify(body));
+    req.end(payload);
   });
 }
 
 /** What one enrollment used: every secret in it, so a log test can look for each. */
-export type Enrolled = { mac: string; nodeId: number; token: string; credential: string };
+export type Enrolled = { mac: string; nodeId: number; token: string; credential: string; nodeUrl: string; ca: string | undefined };
 
 /** Boot (seed fetch) and enroll one machine; throws with the server's answer when it is refused. */
 export async function enrollMachine(httpUrl: string, mac: string, facts: { serial: string; product: string }): Promise<Enrolled> {
@@ -49,12 +54,17 @@ export async function enrollMachine(httpUrl: string, mac: string, facts: { seria
   const token = files["bootstrap-token"]?.trim();
   if (!token) throw new Error(`user-data for ${mac} carries no bootstrap token`);
   const nodeUrl = files["node-url"]?.trim() || httpUrl;
-  const res = await postJson(
-    `${nodeUrl}/api/v1/enroll`,
-    { token, mac, serial: facts.serial, ip: "127.0.0.1", arch: "x86_64", facts: { manufacturer: "QEMU", product: facts.product } },
-    files["ca.pem"],
-  );
+  const ca = files["ca.pem"];
+  const res = await requestJson("POST", `${nodeUrl}/api/v1/enroll`, {
+    body: { token, mac, serial: facts.serial, ip: "127.0.0.1", arch: "x86_64", facts: { manufacturer: "QEMU", product: facts.product } },
+    ca,
+  });
   if (res.status !== 201) throw new Error(`enroll ${mac}: ${res.status} ${res.text.slice(0, 300)}`);
   const body = JSON.parse(res.text) as { node_id: number; credential: string };
-  return { mac, nodeId: body.node_id, token, credential: body.credential };
+  return { mac, nodeId: body.node_id, token, credential: body.credential, nodeUrl, ca };
+}
+
+/** A node API call with the machine's credential, as its agent makes it. */
+export function nodeCall(e: Enrolled, method: string, path: string, body?: unknown) {
+  return requestJson(method, `${e.nodeUrl}${path}`, { body, ca: e.ca, bearer: e.credential });
 }
