@@ -15,7 +15,7 @@ import { enrollMachine, requestJson, type Enrolled } from "../ui/machines.js";
 const outDir = fileURLToPath(new URL("../../.test-output/metrics/", import.meta.url));
 
 /** Prometheus text → series name with sorted labels → value. */
-export function parseMetrics(text: string): Map<string, number> {
+function parseMetrics(text: string): Map<string, number> {
   const out = new Map<string, number>();
   for (const line of text.split("\n")) {
     const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$/.exec(line);
