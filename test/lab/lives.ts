@@ -5,6 +5,8 @@
  */
 import { createHash } from "node:crypto";
 import { waitFor, type Machine } from "../helpers/netlab.js";
+import { standinInstaller } from "./installer-standin.js";
+import { bootNeighbour, type NeighbourResult } from "./neighbour.js";
 import { labInstaller, waitForState, type MachineLab } from "./scenario.js";
 
 type Cluster = { id: number; name: string; is_default: boolean; ca_hash: string | null };
@@ -19,9 +21,33 @@ type Node = {
   approved_by: string | null;
 };
 
+/** What the stand-in installer did on the machine's first power-on (issue 9, point 2). */
+export type InstallReport = {
+  /** What iPXE ran on each PXE boot of the first power-on, in order: the installer once, then local disk. */
+  bootScripts: ("installer" | "local-disk")[];
+  /** How many times the installer started on this machine, over its whole first power-on. */
+  installerRuns: number;
+  /** edgejoin's HTTP status for each of the installer's webhook posts, in order. */
+  webhookStatuses: number[];
+  /** The installer's console lines, for the report. */
+  installerLines: string[];
+  /** /etc/edgejoin-installed as the installer left it on the disk it wrote. */
+  installedMarker: string | undefined;
+};
+
+/** What a neighbour on the LAN got by enrolling as the joined machine, and what it changed (issue 9, point 6). */
+export type NeighbourReport = NeighbourResult & {
+  /** The victim's state, its conflicts and its cluster's quorum health right after the attempt. */
+  victimState: string | undefined;
+  conflicts: { source_ip?: string }[] | undefined;
+  quorumHealth: string;
+};
+
 /** What one machine's whole life showed. */
 export type LifeReport = {
   machine: { id: number; state: string; role: string | null };
+  install: InstallReport;
+  neighbour: NeighbourReport;
   /** config.yaml as edgejoin renders it for this machine (fetched with the machine's own credential). */
   renderedConfig: string;
   /** /etc/rancher/k3s/config.yaml read from the machine's disk after a clean power-off. */
@@ -45,6 +71,8 @@ export type RebootReport = {
   /** Requests after the reboot that only an unenrolled machine makes (seed, enroll, node config). */
   enrollsAfterReboot: string[];
   stateAfter: string | undefined;
+  /** The machine's cluster's quorum health once the reboot is over. */
+  quorumHealth: string;
 };
 
 /** What three machines forming a 3-server quorum showed. */
@@ -104,25 +132,92 @@ async function defaultClusterForLab(ml: MachineLab): Promise<Cluster> {
   const { clusters } = await ok(ml.api<{ clusters: Cluster[] }>("GET", "/api/v1/clusters"), "list clusters");
   const cluster = clusters.find((c) => c.is_default);
   if (!cluster) throw new Error("edgejoin made no default cluster at first start");
-  return ok(ml.api<Cluster>("PATCH", `/api/v1/clusters/${cluster.id}`, { installer: labInstaller, servers: 1 }), "set the default cluster's installer");
+  return ok(ml.api<Cluster>("PATCH", `/api/v1/clusters/${cluster.id}`, { installer: standinInstaller, servers: 1 }), "set the default cluster's installer");
+}
+
+/** What iPXE ran, in console order: edgejoin's install and local-disk scripts announce themselves. */
+function bootScripts(serial: string, mac: string): ("installer" | "local-disk")[] {
+  const re = new RegExp(`edgejoin: (?:(installing ${mac})|(${mac} is installed - booting from its local disk))`, "g");
+  return [...serial.matchAll(re)].map((m) => (m[1] ? "installer" : "local-disk"));
 }
 
 /**
- * One machine, whole life: power-on → … → joined as init server; a clean power-off, its disk
- * read; then power-on again (see `reboot`) → local-disk script → its own disk boots, no second
- * enrollment.
+ * The first power-on of a machine with blank disks: iPXE boots the stand-in installer, which
+ * writes the disks, reports to the webhook and reboots with PXE still first; the next PXE boot
+ * must get local disk. Fails as soon as it gets the installer again.
+ */
+async function followInstaller(ml: MachineLab, m: Machine): Promise<void> {
+  const failIf = () => dies(ml, [m])() ?? /edgejoin-installer: FAILED[^\r\n]*/.exec(m.serial())?.[0];
+  await waitFor(`${m.name}'s stand-in installer to finish`, () => (/edgejoin-installer: done - rebooting/.test(m.serial()) ? true : undefined), {
+    timeoutMs: 420_000,
+    intervalMs: 500,
+    failIf,
+  });
+  ml.watch.note(m.mac, "installer done, rebooting (PXE first)");
+  const second = await waitFor(`${m.name}'s second PXE boot to run a boot script`, () => bootScripts(m.serial(), m.mac)[1], {
+    timeoutMs: 180_000,
+    intervalMs: 500,
+    failIf,
+  });
+  if (second === "installer") {
+    throw new Error(
+      `${m.name}'s second PXE boot, after its installer reported finish SUCCESS, got the installer again instead of its local disk (/boot.ipxe must answer local disk once the installer reported success)`,
+    );
+  }
+}
+
+/**
+ * One machine, whole life: power-on with blank disks → the stand-in installer writes them and
+ * reports → reboot, PXE first → local disk → the installed system's cloud-init → agent enrolls
+ * → approved → joined as init server. Then a neighbour guest enrolls as it; a clean power-off,
+ * its disk read; then power-on again (see `reboot`) → local-disk script → its own disk boots, no
+ * second enrollment.
  */
 export async function runOneMachineLife(ml: MachineLab): Promise<LifeReport> {
   const cluster = await defaultClusterForLab(ml);
   const mac = "52:54:00:1a:b0:01";
-  const m1 = await ml.powerOn({ name: "m1", mac, tap: 0 });
-  const id = await approveWhenPending(ml, m1, 300_000);
-  await waitForState(ml, m1, "joined", 300_000);
-  // The agent writes its `joined` marker right after `ready` is accepted; give it that moment.
-  await new Promise((r) => setTimeout(r, 5_000));
-  await ml.powerOff(m1);
+  const m1 = await ml.powerOn({ name: "m1", mac, tap: 0, blank: true });
+  // Seconds later, so its DHCP does not overlap m1's firmware PXE (see powerOnStaggerMs); it
+  // boots meanwhile on the other core and waits for the signal.
+  await new Promise((r) => setTimeout(r, powerOnStaggerMs));
+  const neighbour = await bootNeighbour(ml, { victimMac: mac, tap: 4 });
+  try {
+    await followInstaller(ml, m1);
+    const id = await approveWhenPending(ml, m1, 300_000);
+    await waitForState(ml, m1, "joined", 300_000);
+    // The agent writes its `joined` marker right after `ready` is accepted; give it that moment.
+    await new Promise((r) => setTimeout(r, 5_000));
+    const install: InstallReport = {
+      bootScripts: bootScripts(m1.serial(), mac),
+      installerRuns: (m1.serial().match(/edgejoin-installer: started/g) ?? []).length,
+      webhookStatuses: ml.site.edgejoin
+        .logLines()
+        .filter((l) => l.msg === "request" && l.method === "POST" && String(l.path).startsWith(`/install-progress/${mac.replaceAll(":", "")}`))
+        .map((l) => Number(l.status)),
+      installerLines: m1.serial().match(/edgejoin-installer: [^\r\n]*/g) ?? [],
+      installedMarker: undefined,
+    };
 
+    const attempt = await neighbour.attack();
+    await neighbour.stop();
+    const victim = await ok(ml.api<Node & { conflicts?: { source_ip?: string }[] }>("GET", `/api/v1/nodes/${id}`), "get m1");
+    const quorumNow = await ok(ml.api<{ health: string }>("GET", `/api/v1/clusters/${cluster.id}/quorum`), "m1's cluster quorum");
+    const neighbourReport: NeighbourReport = { ...attempt, victimState: victim.state, conflicts: victim.conflicts, quorumHealth: quorumNow.health };
+
+    await ml.powerOff(m1);
+    return await afterLife(ml, { m1, mac, id, cluster, install, neighbour: neighbourReport });
+  } finally {
+    await neighbour.stop();
+  }
+}
+
+async function afterLife(
+  ml: MachineLab,
+  life: { m1: Machine; mac: string; id: number; cluster: Cluster; install: InstallReport; neighbour: NeighbourReport },
+): Promise<LifeReport> {
+  const { m1, mac, id, cluster } = life;
   const disk = await ml.readDisk(m1, [
+    "/etc/edgejoin-installed",
     "/etc/rancher/k3s/config.yaml",
     "/var/lib/edgejoin-agent/credential",
     "/var/lib/edgejoin-agent/status",
@@ -134,11 +229,13 @@ export async function runOneMachineLife(ml: MachineLab): Promise<LifeReport> {
   const after = await ok(ml.api<Cluster>("GET", `/api/v1/clusters/${cluster.id}`), "get cluster");
   const ca = disk["/var/lib/rancher/k3s/server/tls/server-ca.crt"];
 
-  // Power on again: same MAC, same disk. Marked handled here; the caller awaits it for the verdict.
-  const reboot = rebootFromDisk(ml, mac, id);
+  // Power on again: same MAC, same disks. Marked handled here; the caller awaits it for the verdict.
+  const reboot = rebootFromDisk(ml, mac, id, cluster.id);
   reboot.catch(() => undefined);
   return {
     machine: { id, state: ml.machine(mac)!.state, role: ml.machine(mac)!.role },
+    install: { ...life.install, installedMarker: disk["/etc/edgejoin-installed"]?.trim() },
+    neighbour: life.neighbour,
     renderedConfig: rendered.config_yaml,
     diskConfig: disk["/etc/rancher/k3s/config.yaml"],
     diskCaHash: ca === undefined ? undefined : sha256(ca),
@@ -149,8 +246,8 @@ export async function runOneMachineLife(ml: MachineLab): Promise<LifeReport> {
 }
 
 /** Power an installed machine on again: the local-disk script, its own disk, no second enrollment. */
-async function rebootFromDisk(ml: MachineLab, mac: string, machineId: number): Promise<RebootReport> {
-  const again = await ml.powerOn({ name: "m1-reboot", mac, tap: 0, disk: ml.lab.path("m1.overlay.qcow2") });
+async function rebootFromDisk(ml: MachineLab, mac: string, machineId: number, clusterId: number): Promise<RebootReport> {
+  const again = await ml.powerOn({ name: "m1-reboot", mac, tap: 0, disk: ml.lab.path("m1.overlay.qcow2"), esp: ml.lab.path("m1.esp.qcow2") });
   try {
     const bootScript = await waitFor(
       "m1-reboot to run a boot script",
@@ -175,7 +272,14 @@ async function rebootFromDisk(ml: MachineLab, mac: string, machineId: number): P
       // The agent would have started by now (multi-user.target); give a second enrollment time to show.
       await new Promise((r) => setTimeout(r, 10_000));
     }
-    return { bootScript, bootedFromDisk, enrollsAfterReboot: enrollTraffic(ml, mac, machineId, again.poweredOnAt), stateAfter: ml.machine(mac)?.state };
+    const quorum = await ok(ml.api<{ health: string }>("GET", `/api/v1/clusters/${clusterId}/quorum`), "m1's cluster quorum after its reboot");
+    return {
+      bootScript,
+      bootedFromDisk,
+      enrollsAfterReboot: enrollTraffic(ml, mac, machineId, again.poweredOnAt),
+      stateAfter: ml.machine(mac)?.state,
+      quorumHealth: quorum.health,
+    };
   } finally {
     await again.stop();
   }

@@ -1,11 +1,12 @@
 /**
  * The machine lab in CI: real UEFI firmware (OVMF's own PXE), edgejoin's TFTP and HTTP, a real
  * Debian kernel and cloud-init, the real enrollment agent from edgejoin's user-data, and k3s
- * stand-ins served from `/artifacts/`. One machine lives its whole life and reboots; then three
- * machines form a 3-server quorum. On failure everything is kept under `.lab/runs/`.
+ * stand-ins served from `/artifacts/`. One machine lives its whole life, from blank disks through
+ * a stand-in installer, while a neighbour guest on the LAN tries to enroll as it, and reboots;
+ * then three machines form a 3-server quorum. On failure everything is kept under `.lab/runs/`.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runOneMachineLife, runThreeServerQuorum, type LifeReport, type QuorumReport, type RebootReport } from "./lives.js";
+import { runOneMachineLife, runThreeServerQuorum, type LifeReport, type NeighbourReport, type QuorumReport, type RebootReport } from "./lives.js";
 import { openMachineLab, type MachineLab } from "./scenario.js";
 
 describe("machine lab: whole lives under real firmware, kernel and cloud-init", () => {
@@ -13,7 +14,7 @@ describe("machine lab: whole lives under real firmware, kernel and cloud-init", 
   let failed = false;
 
   beforeAll(async () => {
-    ml = await openMachineLab({ taps: 4, log: (line) => console.info(`lab: ${line}`) });
+    ml = await openMachineLab({ taps: 5, log: (line) => console.info(`lab: ${line}`) });
   }, 600_000);
 
   afterAll(async () => {
@@ -35,10 +36,23 @@ describe("machine lab: whole lives under real firmware, kernel and cloud-init", 
 
   // The reboot runs beside the three-machine test (its first minute is firmware timeouts); the last test judges it.
   let reboot: Promise<RebootReport> | undefined;
+  let neighbour: NeighbourReport | undefined;
 
-  it("one machine: PXE → iPXE → kernel + initrd → cloud-init seed → agent enrolls → approved → k3s config written as rendered → joined as init server", async () => {
+  it("one machine, blank disks: PXE → stand-in installer writes the disks, reports finish SUCCESS, reboots PXE-first → local disk → installed system's cloud-init → agent enrolls → approved → k3s config written as rendered → joined as init server", async () => {
     const report: LifeReport = await guarded(() => runOneMachineLife(ml!));
     reboot = report.reboot;
+    neighbour = report.neighbour;
+    // The installer runs once per install: its final `finish` SUCCESS makes the next PXE boot local disk.
+    expect(report.install.bootScripts, "what iPXE ran on each PXE boot of the first power-on").toEqual(["installer", "local-disk"]);
+    expect(report.install.installerRuns).toBe(1);
+    expect(report.install.webhookStatuses.length, "installer webhook posts").toBeGreaterThanOrEqual(4);
+    expect(
+      report.install.webhookStatuses.every((s) => s === 202),
+      `webhook statuses ${report.install.webhookStatuses.join(",")}`,
+    ).toBe(true);
+    expect(report.install.installedMarker, "/etc/edgejoin-installed on the disk the installer wrote").toMatch(
+      /^installed by edgejoin's stand-in installer at /,
+    );
     expect(report.machine.state).toBe("joined");
     expect(report.machine.role).toBe("init");
     expect(report.diskConfig, "/etc/rancher/k3s/config.yaml on the guest's disk").toBe(report.renderedConfig);
@@ -68,5 +82,31 @@ describe("machine lab: whole lives under real firmware, kernel and cloud-init", 
     expect(r.bootedFromDisk, "the OS came up from the machine's own disk").toBe(true);
     expect(r.enrollsAfterReboot, "enroll/seed/config requests after the reboot").toEqual([]);
     expect(r.stateAfter).toBe("joined");
+    expect(r.quorumHealth, "m1's cluster after its reboot").toBe("ok");
+  }, 360_000);
+
+  it("a neighbour guest on the LAN fetches the joined machine's seed and enrolls as it → refused, no credential; the machine stays joined, boots its disk, quorum ok", async () => {
+    if (!neighbour || !reboot) throw new Error("the one-machine life did not get as far as the neighbour's attempt");
+    const n: NeighbourReport = neighbour;
+    const body = typeof n.body === "string" ? {} : n.body;
+    expect(n.ip, "the neighbour's own LAN address").toMatch(/^10\.77\.0\.\d+$/);
+    expect(body.credential, `no credential for the neighbour (HTTP ${n.status}: ${JSON.stringify(n.body)})`).toBeUndefined();
+    if (n.tokenInSeed) {
+      // One enrollment per install: a second enroll is refused and shown to the admin.
+      expect(n.status, `the neighbour's enroll as m1: ${JSON.stringify(n.body)}`).toBe(409);
+      expect(body.error).toBe("already_enrolled");
+      expect(
+        n.conflicts?.map((c) => c.source_ip),
+        "the refused enroll recorded as a conflict on m1, with the neighbour's address",
+      ).toContain(n.ip);
+    } else {
+      // A joined machine's seed carries no bootstrap token: the enroll fails on the token itself.
+      expect([400, 401, 409, 422], `the neighbour's tokenless enroll as m1: HTTP ${n.status} ${JSON.stringify(n.body)}`).toContain(n.status);
+    }
+    expect(n.victimState).toBe("joined");
+    expect(n.quorumHealth, "m1's cluster right after the attempt").toBe("ok");
+    const r: RebootReport = await guarded(() => reboot!);
+    expect(r.bootScript, "what iPXE ran on m1's reboot after the attempt").toBe("local-disk");
+    expect(r.quorumHealth).toBe("ok");
   }, 360_000);
 });

@@ -19,11 +19,22 @@ process.once("SIGINT", stopOnSignal);
 process.once("SIGTERM", stopOnSignal);
 
 try {
-  ml = await openMachineLab({ taps: 4, onMark: (_mark, line) => say(line), log: (line) => say(`lab: ${line}`) });
+  ml = await openMachineLab({ taps: 5, onMark: (_mark, line) => say(line), log: (line) => say(`lab: ${line}`) });
   say(`lab: edgejoin at ${ml.site.publicUrl}, guest image ${ml.image.key}`);
 
-  say("\n== one machine, whole life, then a reboot ==");
+  say("\n== one machine from blank disks through the stand-in installer, a neighbour enrolling as it, then a reboot ==");
   const life = await runOneMachineLife(ml);
+  const { install, neighbour } = life;
+  if (install.bootScripts.join(",") !== "installer,local-disk")
+    problems.push(`m1's PXE boots ran ${install.bootScripts.join(", ")}, not installer then local disk`);
+  if (install.installerRuns !== 1) problems.push(`the installer ran ${install.installerRuns} times on m1`);
+  if (install.webhookStatuses.some((s) => s !== 202)) problems.push(`installer webhook statuses ${install.webhookStatuses.join(",")}`);
+  if (neighbour.status < 400 || neighbour.status >= 500 || neighbour.victimState !== "joined" || neighbour.quorumHealth !== "ok")
+    problems.push(`neighbour enroll as m1: HTTP ${neighbour.status}, m1 ${neighbour.victimState}, quorum ${neighbour.quorumHealth}`);
+  say(`m1 install: ${install.bootScripts.join(" → ")}, installer ran ${install.installerRuns}×, webhook ${install.webhookStatuses.join(",")}`);
+  say(
+    `neighbour ${neighbour.ip} enrolled as m1 (token in seed: ${neighbour.tokenInSeed}) → HTTP ${neighbour.status} ${JSON.stringify(neighbour.body)}; m1 ${neighbour.victimState}, conflicts ${neighbour.conflicts?.length ?? "n/a"}, quorum ${neighbour.quorumHealth}`,
+  );
   if (life.machine.state !== "joined" || life.machine.role !== "init") problems.push(`m1 ended ${life.machine.state} as ${life.machine.role}`);
   if (life.diskConfig !== life.renderedConfig) problems.push("m1's config.yaml on disk differs from what edgejoin renders for it");
   if (life.diskCaHash !== life.clusterCaHash) problems.push("m1's CA hash differs from the cluster's");
@@ -40,6 +51,7 @@ try {
   const reboot = await life.reboot;
   if (reboot.bootScript !== "local-disk" || !reboot.bootedFromDisk)
     problems.push(`reboot ran ${reboot.bootScript}, booted from disk: ${reboot.bootedFromDisk}`);
+  if (reboot.quorumHealth !== "ok") problems.push(`m1's cluster quorum ${reboot.quorumHealth} after its reboot`);
   if (reboot.enrollsAfterReboot.length > 0) problems.push(`after the reboot: ${reboot.enrollsAfterReboot.join(", ")}`);
   say(`m1 reboot → ${reboot.bootScript}, booted from its disk: ${reboot.bootedFromDisk}`);
 

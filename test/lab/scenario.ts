@@ -28,6 +28,7 @@ import { connect } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ensureGuestImage, type GuestImage } from "../helpers/guest-image.js";
+import { installedDisks, placeInstaller } from "./installer-standin.js";
 import { requireTools } from "../helpers/tools.js";
 import { assertLabHost, diskRequirements, netbootRequirements, NetLab, openSite, run, waitFor, type Machine, type Site } from "../helpers/netlab.js";
 
@@ -277,8 +278,13 @@ export type MachineLab = {
   api<T = Record<string, unknown>>(method: string, path: string, body?: unknown, token?: string): Promise<{ status: number; body: T }>;
   /** A machine row as edgejoin stores it, read straight from its database. */
   machine(mac: string): { id: number; mac: string; state: string; role: string | null; cluster_id: number | null } | undefined;
-  /** Power on a machine on tap `tap` (its disk a qcow2 overlay of the guest image unless `disk` names one). */
-  powerOn(opts: { name: string; mac: string; tap: number; disk?: string }): Promise<Machine>;
+  /**
+   * Power on a machine on tap `tap`. Its disk is a qcow2 overlay of the guest image (a machine
+   * staged with a cloud image) and its EFI system partition the image's, read-only; `blank`
+   * gives it two empty disks for an installer to write instead; `disk` and `esp` name disks an
+   * earlier power-on left (a reboot).
+   */
+  powerOn(opts: { name: string; mac: string; tap: number; disk?: string; esp?: string; blank?: boolean }): Promise<Machine>;
   /** ACPI power button: the guest shuts down cleanly and QEMU exits. */
   powerOff(machine: Machine, timeoutMs?: number): Promise<void>;
   /** Files read from a powered-off machine's disk (its overlay), by path inside the guest. */
@@ -289,7 +295,7 @@ export type MachineLab = {
 };
 
 /** Hosts tools the lab needs beyond netlab's, with their Debian packages. */
-const labTools = { debugfs: "e2fsprogs", "qemu-img": "qemu-utils", debootstrap: "debootstrap", "mkfs.ext4": "e2fsprogs" };
+const labTools = { debugfs: "e2fsprogs", "qemu-img": "qemu-utils", debootstrap: "debootstrap", "mkfs.ext4": "e2fsprogs", busybox: "busybox-static" };
 
 /** Place a file in the artifacts folder: a hard link when the cache is on the same file system. */
 function place(from: string, to: string): void {
@@ -318,6 +324,7 @@ export async function openMachineLab(opts: {
     const artifactsDir = lab.path("artifacts");
     place(image.kernel, join(artifactsDir, "vmlinuz"));
     place(image.initrd, join(artifactsDir, "initrd.img"));
+    placeInstaller(artifactsDir, image);
     place(join(standinDir, "install.sh"), join(artifactsDir, "k3s/install.sh"));
     const binary = join(artifactsDir, `k3s/${labK3sVersion}/k3s`);
     mkdirSync(join(binary, ".."), { recursive: true });
@@ -365,7 +372,16 @@ export async function openMachineLab(opts: {
         return db.prepare("select id, mac, state, role, cluster_id from machines where mac = ?").get(mac) as ReturnType<MachineLab["machine"]>;
       },
       powerOn: async (m) => {
-        const overlay = m.disk;
+        let overlay = m.disk;
+        let esp = m.esp ? `file=${m.esp},format=qcow2` : `file=${image.esp},format=raw,readonly=on`;
+        if (m.blank) {
+          // Named as netlab names an overlay, so readDisk and a reboot find it.
+          overlay = lab.path(`${m.name}.overlay.qcow2`);
+          const espDisk = lab.path(`${m.name}.esp.qcow2`);
+          await run("qemu-img", ["create", "-q", "-f", "qcow2", overlay, `${installedDisks.rootMiB}M`]);
+          await run("qemu-img", ["create", "-q", "-f", "qcow2", espDisk, `${installedDisks.espMiB}M`]);
+          esp = `file=${espDisk},format=qcow2`;
+        }
         const machine = await lab.machine({
           name: m.name,
           ns: site.lan,
@@ -377,7 +393,7 @@ export async function openMachineLab(opts: {
           extraArgs: [
             // The machine's EFI system partition (systemd-boot): where "boot from local disk" lands.
             "-drive",
-            `file=${image.esp},format=raw,if=none,id=esp,readonly=on`,
+            `${esp},if=none,id=esp`,
             "-device",
             "virtio-blk-pci,drive=esp,bootindex=2",
             "-qmp",

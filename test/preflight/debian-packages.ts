@@ -31,6 +31,8 @@ export const tierPackages = {
     "debootstrap",
     "e2fsprogs",
     "ca-certificates",
+    // The machine lab's stand-in installer runs on a static busybox (test/lab/installer-standin.ts).
+    "busybox-static",
   ],
 } as const;
 
