@@ -1,5 +1,5 @@
 /** `edgejoin clusters ls|show|create|reform|kubeconfig`: clusters and their HA quorum. */
-import { writeFileSync } from "node:fs";
+import { chmodSync, writeFileSync } from "node:fs";
 import type { Command } from "commander";
 import { CliError, clientFromEnv } from "./client.js";
 import { type ClusterView, resolveCluster } from "./lookup.js";
@@ -195,6 +195,8 @@ export function registerClusters(program: Command): void {
       if (opts.output) {
         // It holds the cluster admin's client key.
         writeFileSync(opts.output, text, { mode: 0o600 });
+        // The mode above applies only to a new file: an existing one is tightened too.
+        chmodSync(opts.output, 0o600);
         process.stderr.write(`wrote ${opts.output}: export KUBECONFIG=${opts.output}\n`);
       } else process.stdout.write(text);
     });

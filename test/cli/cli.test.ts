@@ -210,6 +210,12 @@ describe("edgejoin admin CLI against a running server", () => {
     const exJson = JSON.parse((await edgejoin(["explain", "--mac", "52:54:00:aa:bb:cc", "--json"], env)).stdout);
     expect(exJson).toMatchObject({ approval: null, waiting_reason: "pending_approval" });
 
+    // A cluster's SSH keys: every install of its machines gets them (installer.ssh_authorized_keys).
+    const key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICrAEfBsHFmkK8e7+Oh47eqGk9pJ2LAA9Tw+z5QbnIc6 ops@site.example";
+    const withKey = await edgejoin(["clusters", "create", "site-b", "--ssh-key", key, "--json"], env);
+    expect(withKey.code, withKey.stderr).toBe(0);
+    expect(JSON.parse(withKey.stdout).installer).toMatchObject({ kind: "ubuntu-autoinstall", kernel_url: "ubuntu/casper/vmlinuz", ssh_authorized_keys: [key] });
+
     expect((await edgejoin(["machines", "rm", preId!], env)).stdout).toBe(`pre-registration ${preId} removed\n`);
     expect((await edgejoin(["rules", "rm", "nuc-site-x"], env)).stdout).toBe("rule nuc-site-x deleted\n");
     expect((await edgejoin(["rules", "ls"], env)).stdout).toBe("no rules\n");
