@@ -71,7 +71,7 @@ export const tiers = {
     "test/syslog/receiver.test.ts",
     "test/enrollment/first-start.happy.test.ts",
     "test/policy/approval-race.test.ts",
-    "test/metrics/storm.test.ts",
+    "test/metrics/operator-log.test.ts",
     "test/metrics/storm.test.ts",
     "test/quorum/contention.test.ts",
     "test/quorum/storm.test.ts",
