@@ -82,6 +82,11 @@ export const clusters = sqliteTable("clusters", {
   registries: text("registries", { mode: "json" }).$type<K3sRegistries>(),
   adminKubeconfig: text("admin_kubeconfig"),
   kubeconfigAt: integer("kubeconfig_at"),
+  /**
+   * How many servers were ready the last time every desired server was. Fewer ready than this is
+   * a loss (`degraded`/`lost`); a desired count raised above it while none is lost is `scaling`.
+   */
+  readyServersAtOk: integer("ready_servers_at_ok"),
   /** `immediate`: an unknown machine installs at once; `after_approval`: it waits at an iPXE screen until approved. */
   installPolicy: text("install_policy").$type<InstallPolicy>().notNull().default("immediate"),
   createdAt: integer("created_at").notNull(),

@@ -58,12 +58,15 @@ export function quorumView(cluster: Pick<ClusterRow, "servers" | "initStartedAt"
 }
 
 /**
- * `scaling` instead of `degraded`/`lost` when no server seat is lost: each held seat is ready or
- * was given after the cluster formed and is still joining.
+ * `scaling` instead of `degraded`/`lost` when no server is lost: as many are ready as the last time
+ * the cluster was whole (`readyServersAtOk`), and each held seat is ready or still joining since.
  */
-export function serversHealth(q: QuorumView, formedAt: number | null): ServersHealth {
+export function serversHealth(q: QuorumView, formedAt: number | null, readyServersAtOk: number | null = null): ServersHealth {
   const health = quorumHealth(q, formedAt);
   if (formedAt === null || health === "ok" || health === "forming") return health;
+  const ready = q.holders.filter((h) => h.state === "joined" && h.readyAt !== null).length;
+  // Fewer ready than when the cluster was last whole (a retired or failed server) is a loss.
+  if (ready < (readyServersAtOk ?? q.desiredServers)) return health;
   const lost = q.holders.filter((h) => {
     if (h.state === "joined" && h.readyAt !== null) return false;
     const joiningSinceFormed =
@@ -102,7 +105,7 @@ export function k3sRemovalFor(m: Pick<MachineRow, "hostname" | "role" | "k3sStar
 /** Build the report from the rows: server seat holders, agent counts by state, flagged machine ids. */
 export function quorumReport(cluster: ClusterRow, servers: MachineRow[], agentsByState: Record<string, number>, flagged: number[]): QuorumReport {
   const initFirst = [...servers].sort((a, b) => (a.role === "init" ? -1 : b.role === "init" ? 1 : 0));
-  const servedHealth = serversHealth(quorumView(cluster, initFirst), cluster.formedAt);
+  const servedHealth = serversHealth(quorumView(cluster, initFirst), cluster.formedAt, cluster.readyServersAtOk);
   return {
     cluster_id: cluster.id,
     name: cluster.name,

@@ -343,8 +343,8 @@ describe("quorum and retire", () => {
     seat(2, "server");
     const third = seat(3, "server");
     expect((await send(t, "PATCH", "/api/v1/clusters/1", { servers: 3 })).status).toBe(200);
-    // The cluster formed when all three were ready.
-    t.db.$client.prepare("update clusters set formed_at = ?, init_started_at = ? where id = 1").run(now - 8_000, now - 9_000);
+    // The cluster formed when all three were ready (what the third `ready` event records).
+    t.db.$client.prepare("update clusters set formed_at = ?, init_started_at = ?, ready_servers_at_ok = 3 where id = 1").run(now - 8_000, now - 9_000);
     expect(await json(await get(t, "/api/v1/clusters/1/quorum"))).toMatchObject({ health: "ok", servers_desired: 3, servers_actual: 3, servers_ready: 3 });
     await send(t, "PATCH", "/api/v1/clusters/1", { servers: 5 });
     expect(await json(await get(t, "/api/v1/clusters/1/quorum"))).toMatchObject({
@@ -357,11 +357,16 @@ describe("quorum and retire", () => {
     // A server that was ready and is not any more is a loss, not scaling.
     t.db.update(machines).set({ state: "failed", readyAt: null }).where(eq(machines.id, third.id)).run();
     expect((await json(await get(t, "/api/v1/clusters/1/quorum"))).health).toBe("lost");
+    t.db.update(machines).set({ state: "joined", readyAt: now }).where(eq(machines.id, third.id)).run();
+    expect((await json(await get(t, "/api/v1/clusters/1/quorum"))).health).toBe("scaling");
 
     // Retiring a server says what to remove from k3s; retiring it again says nothing more to do.
     const retired = await json(await send(t, "POST", "/api/v1/nodes/2/retire", {}));
     expect(retired).toMatchObject({ state: "retired", remove_from_k3s: { node_name: "s2", commands: expect.arrayContaining(["kubectl delete node s2"]) } });
     expect(retired.remove_from_k3s.why).toMatch(/etcd/);
     expect((await json(await send(t, "POST", "/api/v1/nodes/2/retire", {}))).remove_from_k3s).toBeNull();
+    // Two of the three that made the cluster whole are left: a loss, whatever the desired count says.
+    await send(t, "PATCH", "/api/v1/clusters/1", { servers: 3 });
+    expect(await json(await get(t, "/api/v1/clusters/1/quorum"))).toMatchObject({ health: "degraded", servers_actual: 2, servers_ready: 2 });
   });
 });
