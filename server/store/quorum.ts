@@ -242,7 +242,11 @@ export function recordNodeEvent(db: Db, machineId: number, event: NodeEventInput
         const change: Partial<ClusterRow> = {};
         if (plan.setClusterInitStarted) change.initStartedAt = t.now;
         if (plan.setClusterCaHash) change.caHash = plan.caHash;
-        if (cluster!.formedAt === null && isFormed(quorumView(cluster!, serverHolders(tx, cluster!.id)))) change.formedAt = t.now;
+        if (isFormed(quorumView(cluster!, serverHolders(tx, cluster!.id)))) {
+          if (cluster!.formedAt === null) change.formedAt = t.now;
+          // Every desired server ready: fewer ready from now on is a loss, a raised count is scaling.
+          if (cluster!.readyServersAtOk !== cluster!.servers) change.readyServersAtOk = cluster!.servers;
+        }
         if (Object.keys(change).length > 0) tx.update(clusters).set(change).where(eq(clusters.id, cluster!.id)).run();
         recordAudit(tx, {
           at: t.now,
