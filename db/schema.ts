@@ -150,6 +150,8 @@ export const machines = sqliteTable(
   (t) => [
     index("machines_cluster_role").on(t.clusterId, t.role),
     index("machines_state").on(t.state),
+    // The node-name rule asks on every seed fetch whether another machine of the cluster holds a name.
+    index("machines_cluster_hostname").on(t.clusterId, t.hostname),
     // At most one machine holds the init seat of a cluster at any moment, whatever the code above does.
     uniqueIndex("machines_one_init_per_cluster").on(t.clusterId).where(sql`${t.role} = 'init'`),
   ],

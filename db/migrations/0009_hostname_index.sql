@@ -1,0 +1,1 @@
+CREATE INDEX `machines_cluster_hostname` ON `machines` (`cluster_id`,`hostname`);
