@@ -156,7 +156,7 @@ async function fetchBootFile(ctx: MachineContext, t: MachineTrace, tftp: NonNull
   for (let attempt = 0; ; attempt++) {
     const started = performance.now();
     try {
-      await tftpGet(tftp.host, tftp.port, file, { blksize: 1468, localAddress: t.sourceIp });
+      await tftpGet(tftp.host, tftp.port, file, { blksize: 1468, localAddress: t.sourceIp, backoff: true });
       ctx.record("tftp", performance.now() - started);
       return;
     } catch (err) {

@@ -10,7 +10,14 @@ import { createSocket } from "node:dgram";
 export type TftpResult = { bytes: number; blocks: number; retransmits: number };
 
 /** Options of one read: block size asked (the server may grant less), silence before a resend, resends allowed. */
-export type TftpGetOptions = { blksize?: number; timeoutMs?: number; retries?: number; localAddress?: string | undefined };
+export type TftpGetOptions = {
+  blksize?: number;
+  timeoutMs?: number;
+  retries?: number;
+  localAddress?: string | undefined;
+  /** Double the silence allowed after each resend (up to 8 s), as PXE firmware does. */
+  backoff?: boolean;
+};
 
 /** A TFTP ERROR packet from the server, e.g. code 1 File not found. */
 export class TftpError extends Error {
@@ -59,12 +66,13 @@ export function tftpGet(host: string, port: number, file: string, o: TftpGetOpti
     };
     const arm = () => {
       clearTimeout(timer);
+      const wait = o.backoff ? Math.min(8_000, timeoutMs * 2 ** misses) : timeoutMs;
       timer = setTimeout(() => {
         if (++misses > retries) return finish(new Error(`TFTP ${file}: no answer from ${host}:${port} after ${retries} resends`));
         retransmits++;
         socket.send(last, peerPort ?? port, host);
         arm();
-      }, timeoutMs);
+      }, wait);
     };
     const send = (packet: Buffer) => {
       last = packet;
