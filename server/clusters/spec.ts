@@ -8,6 +8,7 @@ import { z } from "zod";
 import { userDataTemplatePath } from "../render/cloud-init.js";
 import { ipxeToken, splitKernelArgs } from "../render/ipxe.js";
 import { dnsLabelPattern, hostnamePatternProblem } from "../lifecycle/node-name.js";
+import { isIpv4Cidr } from "../policy/cidr.js";
 
 /** Desired server counts embedded etcd supports well: odd, so a majority always exists. */
 export const serverCounts = [1, 3, 5, 7] as const;
@@ -75,11 +76,6 @@ export const nodeTaint = z.string().refine((t) => {
   const m = /^([^=:]+)(=([^:]*))?:(NoSchedule|PreferNoSchedule|NoExecute)$/.exec(t);
   return !!m && isLabelKey(m[1]!) && labelValue(m[3] ?? "");
 }, "taints must look like key=value:NoSchedule, key=value:PreferNoSchedule or key:NoExecute");
-
-function isIpv4Cidr(v: string): boolean {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(v);
-  return !!m && m.slice(1, 5).every((o) => Number(o) <= 255) && Number(m[5]) <= 32;
-}
 
 /** Source networks whose machines belong to the cluster. */
 export const matchCidrs = z.array(z.string().refine(isIpv4Cidr, "match_cidrs entries must be IPv4 CIDRs such as 10.0.0.0/24")).max(64);

@@ -5,6 +5,7 @@ import type { Db, Queryable } from "../../db/client.js";
 import { clusters, machines, type ClusterRow, type InstallerProfile } from "../../db/schema.js";
 import { refuse } from "../errors.js";
 import type { InstallPolicy } from "../lifecycle/machine.js";
+import { ipv4InCidr } from "../policy/cidr.js";
 import { recordAudit } from "./audit.js";
 import { fetchSize, pageOf, pastCursor, type Page, type PageRequest } from "./pagination.js";
 import { transact } from "./transaction.js";
@@ -70,22 +71,6 @@ export function listClusters(db: Queryable): ClusterRow[] {
 export function listClustersPage(db: Queryable, page: PageRequest): Page<ClusterRow> {
   const rows = db.select().from(clusters).where(pastCursor(clusters.id, page)).orderBy(clusters.id).limit(fetchSize(page)).all();
   return pageOf(rows, page, (r) => r.id);
-}
-
-/** IPv4 CIDR membership; IPv6 and malformed input never match. */
-export function ipv4InCidr(ip: string, cidr: string): boolean {
-  const toInt = (a: string) => {
-    const p = a.split(".");
-    if (p.length !== 4 || p.some((x) => !/^\d{1,3}$/.test(x) || Number(x) > 255)) return undefined;
-    return p.reduce((acc, x) => (acc << 8) + Number(x), 0) >>> 0;
-  };
-  const [base, bitsText] = cidr.split("/");
-  const bits = Number(bitsText ?? "32");
-  const a = toInt(ip.replace(/^::ffff:/, ""));
-  const b = toInt(base ?? "");
-  if (a === undefined || b === undefined || !(bits >= 0 && bits <= 32)) return false;
-  const mask = bits === 0 ? 0 : (~0 << (32 - bits)) >>> 0;
-  return (a & mask) === (b & mask);
 }
 
 /** The cluster a newly seen machine belongs to: the first whose source CIDRs match, else the default. */
