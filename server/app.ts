@@ -3,6 +3,7 @@
  * protocol servers (HTTP, TFTP) → handlers → store transactions → pure core rules.
  */
 import { randomUUID } from "node:crypto";
+import { isIPv4 } from "node:net";
 import { Hono } from "hono";
 import { getConnInfo } from "@hono/node-server/conninfo";
 import pino, { type Logger } from "pino";
@@ -11,10 +12,10 @@ import type { Config } from "./config.js";
 import type { AppEnv, Clock, Deps } from "./context.js";
 import { ApiError } from "./errors.js";
 import { handleError } from "./http/error-handler.js";
-import { requireTls } from "./http/middleware/require-tls.js";
 import { observe } from "./http/middleware/observe.js";
 import { createMetrics } from "./metrics/registry.js";
 import { countMachines, countReadyServers } from "./store/fleet.js";
+import { requireTls } from "./http/middleware/require-tls.js";
 import { bootRoutes } from "./http/boot.js";
 import { healthRoutes } from "./http/health.js";
 import { metricsRoutes } from "./http/metrics.js";
@@ -25,15 +26,29 @@ import { enrollRoutes } from "./http/enroll.js";
 import { nodeRoutes } from "./http/node.js";
 import { adminRoutes } from "./http/admin.js";
 import { clusterRoutes } from "./http/clusters.js";
+import { machineRoutes } from "./http/machines.js";
+import { ruleRoutes } from "./http/rules.js";
+import { explainRoutes } from "./http/explain.js";
+import { eventRoutes } from "./http/events.js";
+import { tokenRoutes } from "./http/tokens.js";
+import { backupRoutes } from "./http/backup.js";
+import { timelineRoutes } from "./http/timeline.js";
+import { kubeconfigRoutes } from "./http/kubeconfig.js";
+import { recordActivity } from "./http/middleware/record-activity.js";
 import { IpxeRenderer } from "./render/ipxe.js";
 import { TemplateSet } from "./render/templates.js";
 import { CloudInitRenderer } from "./render/cloud-init.js";
 import { cloudInitRoutes } from "./http/cloud-init.js";
 import { installProgressRoutes } from "./http/install-progress.js";
 import { artifactsRoutes } from "./http/artifacts.js";
+import { ipxeBinaryRoutes } from "./http/ipxe-binaries.js";
+import { syslogRoutes } from "./http/syslog.js";
 import { Keyring } from "./enrollment/keyring.js";
 import { Artifacts } from "./files/artifacts.js";
 import { hashAdminToken } from "./store/admin-token.js";
+import { newestLeaseStart } from "./store/reform.js";
+import { leaseClockAnchor, leaseClockFrom } from "./quorum/lease-clock.js";
+import { AnonymousLimits, type AnonymousLimitRules } from "./rate-limit.js";
 
 /** Everything createApp needs; renderers are derived from the config unless given. */
 export type AppInput = {
@@ -45,9 +60,19 @@ export type AppInput = {
   keyring?: Keyring;
   /** The CA certificate of the node API's HTTPS listener (`server/tls/ca.ts`). */
   caCertPem: string;
-  /** main passes the configured or stored hash; otherwise derived from config.adminToken. */
+  /** SHA-256 of EDGEJOIN_ADMIN_TOKEN (the `env` token); derived from config.adminToken when left out. */
   adminTokenHash?: Buffer;
+  /** Quorum leases are measured on this; a test's `clock` when given, else monotonic (`quorum/lease-clock.ts`). */
+  leaseClock?: Clock;
+  /** Tighter or looser bounds on anonymous storage, for tests. */
+  anonymousLimits?: Partial<AnonymousLimitRules>;
 };
+
+/** iPXE's `syslog` takes an IPv4 address and always sends to UDP 514: set it only when both hold. */
+function ipxeSyslogHost(config: Config): string | undefined {
+  const host = new URL(config.publicUrl).hostname;
+  return config.syslogPort === 514 && isIPv4(host) ? host : undefined;
+}
 
 /** Build the full dependency set from the few things a caller must decide. */
 export function makeDeps(input: AppInput): Deps {
@@ -59,12 +84,14 @@ export function makeDeps(input: AppInput): Deps {
     clock,
     logger: input.logger ?? pino({ level: "silent" }),
     templates,
-    ipxe: new IpxeRenderer(templates, input.config.publicUrl),
+    ipxe: new IpxeRenderer(templates, input.config.publicUrl, ipxeSyslogHost(input.config)),
     cloudInit: new CloudInitRenderer(templates),
     artifacts: new Artifacts(input.config.artifactsDir, input.config.publicUrl),
     keyring: input.keyring ?? Keyring.generate(clock()),
-    caCertPem: input.caCertPem,
+    leaseClock: input.leaseClock ?? input.clock ?? leaseClockFrom(leaseClockAnchor(Date.now(), newestLeaseStart(input.db))),
+    limits: new AnonymousLimits(input.anonymousLimits),
     metrics: createMetrics(),
+    caCertPem: input.caCertPem,
     adminTokenHash: input.adminTokenHash ?? (input.config.adminToken ? hashAdminToken(input.config.adminToken) : undefined),
   };
 }
@@ -100,6 +127,10 @@ export function createApp(input: AppInput | Deps) {
   // Enroll answers a credential and node routes carry one: neither may cross plain HTTP.
   app.use("/api/v1/enroll", requireTls);
   app.use("/api/v1/node/*", requireTls);
+  // What a machine fetched goes into its timeline (GET /api/v1/nodes/:id/timeline).
+  app.use("/boot.ipxe", recordActivity);
+  app.use("/cloud-init/*", recordActivity);
+  app.use("/api/v1/node/config", recordActivity);
 
   app.route("/", healthRoutes);
   app.route("/", metricsRoutes);
@@ -110,11 +141,21 @@ export function createApp(input: AppInput | Deps) {
   app.route("/", cloudInitRoutes);
   app.route("/", installProgressRoutes);
   app.route("/", artifactsRoutes);
+  app.route("/", ipxeBinaryRoutes);
+  app.route("/", syslogRoutes);
   app.route("/", wellKnownRoutes);
   app.route("/", enrollRoutes);
   app.route("/", nodeRoutes);
   app.route("/", adminRoutes);
   app.route("/", clusterRoutes);
+  app.route("/", machineRoutes);
+  app.route("/", ruleRoutes);
+  app.route("/", explainRoutes);
+  app.route("/", eventRoutes);
+  app.route("/", tokenRoutes);
+  app.route("/", backupRoutes);
+  app.route("/", timelineRoutes);
+  app.route("/", kubeconfigRoutes);
 
   app.notFound(() => {
     throw new ApiError("not_found", "no such route");

@@ -8,6 +8,7 @@ import type { IpxeRenderer } from "./render/ipxe.js";
 import type { CloudInitRenderer } from "./render/cloud-init.js";
 import type { TemplateSet } from "./render/templates.js";
 import type { Keyring } from "./enrollment/keyring.js";
+import type { AnonymousLimits } from "./rate-limit.js";
 import type { Metrics } from "./metrics/registry.js";
 
 /** Milliseconds since the epoch; tests pass a fixed or steppable clock. */
@@ -27,7 +28,11 @@ export type Deps = {
   keyring: Keyring;
   /** edgejoin's CA certificate (PEM): served at /.well-known/edgejoin-ca.pem and pinned by agents through user-data. */
   caCertPem: string;
-  /** SHA-256 of the admin bearer token; undefined refuses every admin request. */
+  /** The clock quorum leases are measured on: monotonic, so a wall-clock step takes back no seat. */
+  leaseClock: Clock;
+  /** Bounds on what unauthenticated clients can make edgejoin store (new machines, refusal audits). */
+  limits: AnonymousLimits;
+  /** SHA-256 of EDGEJOIN_ADMIN_TOKEN (accepted as the token named `env`); named tokens live in the database. */
   adminTokenHash: Buffer | undefined;
   /** This app's Prometheus registry and instruments (one per app: tests never share counters). */
   metrics: Metrics;
@@ -45,5 +50,9 @@ export type AppEnv = {
     machine: MachineRow;
     /** The requester's address as the socket saw it. */
     sourceIp: string;
+    /** The generation of the node credential a node request carried, put there by `nodeAuth`. */
+    credentialGeneration: number;
+    /** The name of the admin token an admin request carried, put there by `adminAuth`. */
+    adminToken: string;
   };
 };

@@ -2,7 +2,7 @@
  * The only wiring: settings, database, keys, listeners, signals. Nothing else reads
  * `process.env`, binds a port or handles a signal.
  */
-import { mkdirSync } from "node:fs";
+import { chmodSync, mkdirSync } from "node:fs";
 import { createServer as createHttpsServer } from "node:https";
 import { X509Certificate } from "node:crypto";
 import { pathToFileURL } from "node:url";
@@ -64,6 +64,9 @@ export async function serve(env: Record<string, string | undefined> = process.en
   }
 
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  // A folder made beforehand (by an admin, a package, a volume) keeps its mode through mkdir: the
+  // database, keys and CA inside are for edgejoin alone, so it is made owner-only at every start.
+  chmodSync(config.dataDir, 0o700);
   const db = openDb(`${config.dataDir}/edgejoin.db`);
   ensureDefaultCluster(db, { k3sVersion: config.k3sVersion, now: Date.now() });
 

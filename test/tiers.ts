@@ -53,6 +53,7 @@ export const tiers = {
     "test/server/health.test.ts",
     "test/server/readme.test.ts",
     "test/tftp/contained-dir.test.ts",
+    "test/ui/console.pages.test.ts",
     "test/ui/console.security.test.ts",
     "test/tls/ca.test.ts",
     "test/tls/node-api.test.ts",

@@ -10,7 +10,7 @@ import { nodeLabels } from "../clusters/spec.js";
 import { dnsLabelPattern } from "../lifecycle/node-name.js";
 import { listAudit } from "../store/audit.js";
 import { rotateSigningKey } from "../store/keys.js";
-import { approveMachine, rejectMachine, retireMachine } from "../store/decisions.js";
+import { approveMachine, reinstallMachine, rejectMachine, retireMachine } from "../store/decisions.js";
 import { listNodeEvents } from "../store/machines.js";
 import { listMachinesPage } from "../store/inventory.js";
 import { k3sRemovalFor } from "../quorum/report.js";
@@ -41,6 +41,13 @@ function nodeView(m: MachineRow) {
     facts: m.facts,
     last_ip: m.lastIp,
     split_brain_risk: m.splitBrainRisk,
+    // Refused second enrollments (one enrollment per install): approve with dismiss_conflicts, reject or reinstall.
+    conflicts: m.conflicts.map((x) => ({ at: iso(x.at), source_ip: x.source_ip, facts: x.facts })),
+    // What anonymous boot and seed requests last said; never applied to the identity above.
+    reported: m.reported ? { ...m.reported, at: iso(m.reported.at) } : null,
+    install_generation: m.installGeneration,
+    enrolled_this_install: m.enrolledGeneration !== null && m.enrolledGeneration === m.installGeneration,
+    installed_at: iso(m.installedAt),
     approved_by: m.approvedBy,
     // The installer reported a failure since the machine last enrolled: look at its events.
     install_failed: m.installFailedAt !== null,
@@ -74,6 +81,7 @@ const approveBody = z
       .regex(dnsLabelPattern, "hostname must be an RFC 1123 label: 1-63 lower-case letters, digits or '-', starting and ending with a letter or digit")
       .optional(),
     labels: nodeLabels.optional(),
+    dismiss_conflicts: z.boolean().default(false),
   })
   .strict();
 
@@ -131,7 +139,7 @@ export const adminRoutes = new Hono<AppEnv>()
     const machine = approveMachine(
       db,
       current.id,
-      { clusterId: body.cluster_id, role: body.role, hostname: body.hostname, labels: body.labels },
+      { clusterId: body.cluster_id, role: body.role, hostname: body.hostname, labels: body.labels, dismissConflicts: body.dismiss_conflicts },
       { actor: adminActor(c), sourceIp: c.var.sourceIp, now: clock() },
     );
     return c.json(nodeView(machine));
@@ -157,6 +165,16 @@ export const adminRoutes = new Hono<AppEnv>()
     });
     // edgejoin cannot reach into k3s: say what the admin removes there (null when it never ran k3s).
     return c.json({ ...nodeView(machine), remove_from_k3s: before.state === "retired" ? null : k3sRemovalFor(before, before.role) });
+  })
+  .post("/api/v1/nodes/:id/reinstall", limitJsonBody, adminAuth, validate("param", machineRefParam), validate("json", rejectBody), (c) => {
+    // Credentials revoked, seat kept or freed by the quorum rules, the installer served on its next PXE boot, one new enrollment allowed.
+    const machine = reinstallMachine(c.var.deps.db, mustGetMachine(c, c.req.valid("param").id).id, {
+      now: c.var.deps.clock(),
+      actor: adminActor(c),
+      sourceIp: c.var.sourceIp,
+      reason: c.req.valid("json").reason,
+    });
+    return c.json(nodeView(machine));
   })
   .post("/api/v1/keys/rotate", adminAuth, (c) => {
     const { db, keyring, config, clock, logger } = c.var.deps;

@@ -2,6 +2,7 @@
 import { Hono } from "hono";
 import type { AppEnv } from "../context.js";
 import { bootAnswer } from "../lifecycle/machine.js";
+import { ApiError } from "../errors.js";
 import { getCluster } from "../store/clusters.js";
 import { BootQueryError, selectMachine } from "./middleware/select-machine.js";
 
@@ -16,17 +17,20 @@ export const bootRoutes = new Hono<AppEnv>()
   .get("/boot.ipxe", selectMachine, (c) => {
     const { ipxe, db, artifacts } = c.var.deps;
     const m = c.var.machine;
-    switch (bootAnswer(m.state)) {
+    const cluster = m.clusterId === null ? undefined : getCluster(db, m.clusterId);
+    // The installer runs once per install: whatever a LAN client sends, an installed or enrolled machine boots its disk.
+    switch (bootAnswer(m, cluster?.installPolicy)) {
       case "local_disk":
         return c.body(ipxe.localDisk(m.mac), 200, script);
       case "rejected":
         return c.body(ipxe.message(`machine ${m.mac} was rejected`, ["An admin rejected it. Approve it in edgejoin to install it."]), 200, script);
       case "retired":
         return c.body(ipxe.message(`machine ${m.mac} is retired`, ["It left its cluster. An admin must approve it again to reinstall it."]), 200, script);
+      case "wait_for_approval":
+        return c.body(ipxe.waitForApproval({ mac: m.mac, cluster: cluster!.name }), 200, script);
       case "install":
         break;
     }
-    const cluster = m.clusterId === null ? undefined : getCluster(db, m.clusterId);
     if (!cluster) {
       return c.body(ipxe.message(`no cluster for machine ${m.mac}`, ["Create a default cluster in edgejoin, then reboot this machine."]), 200, script);
     }
@@ -44,6 +48,10 @@ export const bootRoutes = new Hono<AppEnv>()
   })
   .onError((err, c) => {
     // iPXE runs only a 200 body: a refusal must still be a script, or the console shows nothing useful.
+    if (err instanceof ApiError && err.code === "rate_limited") {
+      c.header("x-edgejoin-error", err.code);
+      return c.body(c.var.deps.ipxe.message("too many new machines right now", ["Nothing was recorded. Reboot this machine in a minute."]), 200, script);
+    }
     if (err instanceof BootQueryError) {
       c.header("x-edgejoin-error", "invalid_boot_query");
       return c.body(c.var.deps.ipxe.message("cannot identify this machine", [err.message, "Nothing was recorded."]), 200, script);

@@ -11,7 +11,7 @@ import { logUploadCommand, userDataTemplatePath } from "../render/cloud-init.js"
 import { seedCarriesAgent } from "../lifecycle/machine.js";
 import { getCluster } from "../store/clusters.js";
 import { assignHostname } from "../store/machines.js";
-import { issueProgressToken } from "../store/install-progress.js";
+import { progressTokenFor } from "../store/install-progress.js";
 import { selectSeedMachine } from "./middleware/select-seed-machine.js";
 
 const yamlHeaders = { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" };
@@ -29,7 +29,8 @@ async function userData(c: Context<AppEnv>): Promise<string> {
   const { db, clock, config, keyring, cloudInit } = c.var.deps;
   const m = c.var.machine;
   // PXE cannot authenticate anyone: a machine an admin turned away gets nothing to enroll with.
-  if (!seedCarriesAgent(m.state)) return cloudInit.inert();
+  // Nor does a machine whose install is over: a joined machine gets no token until an admin's reinstall.
+  if (!seedCarriesAgent(m)) return cloudInit.inert();
   const cluster = m.clusterId === null ? undefined : getCluster(db, m.clusterId);
   if (!cluster) throw new ApiError("invalid_state", `machine ${m.mac} belongs to no cluster: create a default cluster, then reboot it`);
   const now = clock();
@@ -54,7 +55,8 @@ async function userData(c: Context<AppEnv>): Promise<string> {
   if (installer.kind === "cloud-image") return cloudInit.cloudImage(common, template);
   // The token rides in the query: the request log records paths only.
   const progress = `${config.publicUrl}/install-progress/${m.mac.replaceAll(":", "")}`;
-  const progressToken = encodeURIComponent(issueProgressToken(db, m.id));
+  // One token per install: a later seed fetch (a neighbour's, or a retry) hands out the same one.
+  const progressToken = encodeURIComponent(progressTokenFor(db, m));
   return cloudInit.autoinstall(
     {
       ...common,

@@ -10,6 +10,7 @@ import { ApiError } from "../errors.js";
 import { clusterCreate, clusterPatch, type ClusterPatch } from "../clusters/spec.js";
 import { createCluster, defaultInstaller, getCluster, listClustersPage, updateCluster, type ClusterFields, type ClusterRow } from "../store/clusters.js";
 import { getQuorum } from "../store/quorum.js";
+import { reformCluster } from "../store/reform.js";
 import { adminActor, adminAuth } from "./middleware/admin-auth.js";
 import { pageBody, pagedQuery, pageRequest } from "./middleware/pagination.js";
 import { idParam, limitJsonBody, validate } from "./middleware/validate.js";
@@ -107,5 +108,11 @@ export const clusterRoutes = new Hono<AppEnv>()
   .get("/api/v1/clusters/:id/quorum", adminAuth, validate("param", idParam), (c) => {
     const { id } = c.req.valid("param");
     const { db, clock, config } = c.var.deps;
-    return c.json(getQuorum(db, id, { now: clock(), leaseMs: config.roleLeaseMs }));
+    return c.json(getQuorum(db, id, { now: clock(), leaseNow: c.var.deps.leaseClock(), leaseMs: config.roleLeaseMs }));
+  })
+  .post("/api/v1/clusters/:id/reform", adminAuth, validate("param", idParam), (c) => {
+    // A cluster that lost every server: the next approved machine becomes its init. Refused while any server holds a seat.
+    const { id } = c.req.valid("param");
+    const { db, clock } = c.var.deps;
+    return c.json(present(reformCluster(db, id, { now: clock(), actor: adminActor(c), sourceIp: c.var.sourceIp || null })));
   });

@@ -16,14 +16,16 @@ export const enrollRoutes = new Hono<AppEnv>().post("/api/v1/enroll", limitJsonB
     claims = await verifyBootstrapToken(keyring, request.token, { issuer: config.publicUrl, now: clock() });
   } catch (err) {
     if (err instanceof ApiError) {
-      recordEnrollRefusal(db, { code: err.code, mac: request.mac, sourceIp, now: clock() });
+      recordEnrollRefusal(db, { code: err.code, mac: request.mac, sourceIp, now: clock(), mayAudit: (id) => c.var.deps.limits.mayAuditRefusal(sourceIp, id) });
       logger.warn({ mac: request.mac, sourceIp, error: err.code }, "enroll refused");
     }
     throw err;
   }
   let enrolled: ReturnType<typeof enrollMachine>;
   try {
-    enrolled = enrollMachine(db, { claims, request, sourceIp, now: clock() });
+    // A refused enroll is audited within bounds (per source, per machine, in total); a second enroll
+    // of a machine enrolled in this install is a conflict the admin sees on the machine.
+    enrolled = enrollMachine(db, { claims, request, sourceIp, now: clock(), mayAudit: (id) => c.var.deps.limits.mayAuditRefusal(sourceIp, id) });
   } catch (err) {
     if (err instanceof ApiError) logger.warn({ mac: request.mac, sourceIp, error: err.code }, "enroll refused");
     throw err;

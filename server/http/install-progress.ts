@@ -2,7 +2,8 @@
  * The Ubuntu installer's webhook: `reporting` POSTs its events to
  * `POST /install-progress/:mac?token=…` and `error-commands` upload log tails to
  * `POST /install-progress/:mac/log?token=…&file=NAME`. The token is the machine's narrow
- * progress token; it can add installer events to that machine and nothing else.
+ * progress token (one per install); it can add installer events to that machine (the newest are
+ * kept, within bounds) and, with the final `finish` SUCCESS, mark its install done; nothing else.
  */
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
@@ -10,6 +11,7 @@ import { z } from "zod";
 import type { AppEnv, MachineRow } from "../context.js";
 import { ApiError } from "../errors.js";
 import { parseMac } from "../identity.js";
+import { isFinalInstallerEvent } from "../lifecycle/machine.js";
 import { machineForProgressToken, recordInstallerEvent } from "../store/install-progress.js";
 
 /** One reporting event is small; the error-commands send at most 256 KiB of each log. */
@@ -40,7 +42,7 @@ function authorize(c: Context<AppEnv>): MachineRow {
   if (!mac) throw new ApiError("invalid_mac", "the MAC in the path must be six hex bytes");
   const token = c.req.query("token") ?? "";
   const machine = token.length > 0 && token.length <= 128 ? machineForProgressToken(c.var.deps.db, mac, token) : undefined;
-  if (!machine) throw new ApiError("token_invalid", "this progress token does not belong to this machine (each user-data fetch issues a new one)");
+  if (!machine) throw new ApiError("token_invalid", "this progress token does not belong to this machine's current install (a reinstall issues a new one)");
   return machine;
 }
 
@@ -61,7 +63,9 @@ export const installProgressRoutes = new Hono<AppEnv>()
     const failed = e.event_type === "finish" && e.result === "FAIL";
     const detail = JSON.stringify({ name: e.name, description: e.description, result: e.result, level: e.level, origin: e.origin });
     const { db, clock } = c.var.deps;
-    recordInstallerEvent(db, machine, { type: e.event_type, detail, failed }, { now: clock(), ip: c.var.sourceIp });
+    // The installer's final success ends the install: every later PXE boot of this machine gets its disk.
+    const finished = isFinalInstallerEvent(e);
+    recordInstallerEvent(db, machine, { type: e.event_type, detail, failed, finished }, { now: clock(), ip: c.var.sourceIp });
     return c.json({ recorded: true }, 202);
   })
   .post("/install-progress/:mac/log", limit(maxLogBytes), async (c) => {

@@ -15,11 +15,18 @@ import { nodeAuth } from "./middleware/node-auth.js";
 import { limitJsonBody, validate } from "./middleware/validate.js";
 
 /** What a config request gets: wait (202) or the config (200). */
-export type NodeConfigDecision = { kind: "wait"; reason: WaitReason | "pending_approval"; retryAfter: number } | { kind: "config"; body: NodeConfigBody };
+export type NodeConfigDecision =
+  | { kind: "wait"; reason: WaitReason | "pending_approval" | "conflict"; retryAfter: number }
+  | { kind: "config"; body: NodeConfigBody };
+
+/** The credential a node request carried and where it came from: the store checks it again inside its transaction. */
+export type NodeRequestFrom = { generation: number; sourceIp?: string | undefined };
+
+const quorumClock = (deps: Deps) => ({ now: deps.clock(), leaseNow: deps.leaseClock(), leaseMs: deps.config.roleLeaseMs });
 
 /** A config request of a machine with a valid credential: the quorum gives or keeps its seat, then its config is rendered. */
-export function answerConfigRequest(deps: Deps, machine: Pick<MachineRow, "id">): NodeConfigDecision {
-  const answer = claimSeat(deps.db, machine.id, { now: deps.clock(), leaseMs: deps.config.roleLeaseMs });
+export function answerConfigRequest(deps: Deps, machine: Pick<MachineRow, "id">, from?: NodeRequestFrom): NodeConfigDecision {
+  const answer = claimSeat(deps.db, machine.id, quorumClock(deps), from);
   if (answer.kind === "wait") return answer;
   return { kind: "config", body: renderNodeConfig({ ...answer, artifacts: deps.artifacts }) };
 }
@@ -29,9 +36,10 @@ export function answerNodeEvent(
   deps: Deps,
   machine: Pick<MachineRow, "id">,
   event: { type: string; detail?: string | undefined; caHash?: string | null | undefined },
+  from?: NodeRequestFrom,
 ) {
   try {
-    return recordNodeEvent(deps.db, machine.id, event, { now: deps.clock(), leaseMs: deps.config.roleLeaseMs });
+    return recordNodeEvent(deps.db, machine.id, event, quorumClock(deps), from);
   } catch (err) {
     const flagged = err instanceof ApiError && (err.details as { split_brain_risk?: { why: string } } | undefined)?.split_brain_risk;
     if (flagged) deps.logger.error({ machineId: machine.id, ...flagged }, `SPLIT BRAIN RISK: ${flagged.why}`);
@@ -59,7 +67,7 @@ const nodeEvent = z
 export const nodeRoutes = new Hono<AppEnv>()
   .get("/api/v1/node/config", nodeAuth, (c) => {
     const machine = c.var.machine;
-    const decision = answerConfigRequest(c.var.deps, machine);
+    const decision = answerConfigRequest(c.var.deps, machine, { generation: c.var.credentialGeneration, sourceIp: c.var.sourceIp });
     // Debug only: agents poll; this ties each poll to its machine whatever address it comes from.
     c.var.deps.logger.debug({ machineId: machine.id, answer: decision.kind === "wait" ? decision.reason : "config" }, "node config");
     if (decision.kind === "wait") {
@@ -76,7 +84,12 @@ export const nodeRoutes = new Hono<AppEnv>()
     const stop = eventGate(machine.state);
     if (stop) throw new ApiError(stop.code, stop.message);
     const body = c.req.valid("json");
-    const event = answerNodeEvent(c.var.deps, machine, { type: body.type, detail: body.detail, caHash: body.ca_hash });
+    const event = answerNodeEvent(
+      c.var.deps,
+      machine,
+      { type: body.type, detail: body.detail, caHash: body.ca_hash },
+      { generation: c.var.credentialGeneration, sourceIp: c.var.sourceIp },
+    );
     c.var.deps.logger.info({ machineId: machine.id, type: event.type }, "node event");
     return c.json({ id: event.id, type: event.type }, 202);
   });

@@ -23,6 +23,7 @@ export type MachineEvent =
   | "enroll"
   | "enroll_pre_approved"
   | "reenroll"
+  | "reinstall"
   | "approve"
   | "reject"
   | "release_config"
@@ -41,10 +42,16 @@ export const transitions: readonly Transition[] = [
   // First enrollment with a bootstrap token; a pre-registration or policy approves at once.
   { event: "enroll", from: ["discovered"], to: "pending" },
   { event: "enroll_pre_approved", from: ["discovered"], to: "approved" },
-  // The seed is unauthenticated and MACs, UUIDs and serials are no secrets: enrolling again
-  // only ever lands in pending, with earlier credentials revoked and the seat kept.
-  { event: "reenroll", from: ["approved", "provisioning", "joined", "failed"], to: "pending" },
-  { event: "approve", from: ["pending", "rejected", "failed", "retired"], to: "approved" },
+  // One enrollment per install: a machine holding a live enrollment (pending, approved,
+  // provisioning, joined) is never enrolled again (`409 already_enrolled`, a conflict for the
+  // admin). A failed one that installed again enrolls as pending, earlier credentials revoked.
+  { event: "reenroll", from: ["failed"], to: "pending" },
+  // The admin's reinstall: credentials revoked, the seat kept or freed by the quorum rules, the
+  // installer served again, and one new enrollment allowed (it lands in pending).
+  { event: "reinstall", from: ["pending", "approved", "provisioning", "joined", "failed"], to: "pending" },
+  // From `discovered`: approved before it installs (a cluster whose install_policy is
+  // `after_approval`, or an admin who knows the machine); its first enroll keeps it approved.
+  { event: "approve", from: ["discovered", "pending", "rejected", "failed", "retired"], to: "approved" },
   // A seat holder is retired instead, so its seat is freed by the quorum rules.
   { event: "reject", from: ["discovered", "pending", "approved", "failed"], to: "rejected", seatless: true },
   // The machine's first config answer gives (or renews) its seat.
@@ -77,36 +84,116 @@ export function allows(event: MachineEvent, m: LifecycleView): boolean {
   return "to" in next(event, m);
 }
 
-/** What `/boot.ipxe` answers a machine in this state. */
-export type BootAnswer = "install" | "local_disk" | "rejected" | "retired";
+/** States in which a machine holds a live enrollment (if it enrolled in its current install). */
+export const liveStates: readonly MachineState[] = ["pending", "approved", "provisioning", "joined"];
 
-/** The boot gate: installed machines boot their disk; turned-away ones get a message; the rest install. */
-export function bootAnswer(state: MachineState): BootAnswer {
-  switch (state) {
-    case "joined":
-      return "local_disk";
+/** The machine as the install gates see it: its state and where its current install is. */
+export type InstallView = {
+  state: MachineState;
+  /** Bumped by an admin's reinstall: a new install, a new progress token, one new enrollment. */
+  installGeneration: number;
+  /** The install it last enrolled in; null when it never did or its enrollment was revoked. */
+  enrolledGeneration: number | null;
+  /** When its installer reported final success in the current install. */
+  installedAt: number | null;
+};
+
+/** It enrolled in its current install and no decision revoked that enrollment since. */
+export function enrolledThisInstall(m: InstallView): boolean {
+  return m.enrolledGeneration !== null && m.enrolledGeneration === m.installGeneration;
+}
+
+/** One enrollment per install: while this is true, another enroll is a conflict, never a credential. */
+export function hasLiveEnrollment(m: InstallView): boolean {
+  return liveStates.includes(m.state) && enrolledThisInstall(m);
+}
+
+/** The current install is over: the installer reported success or the machine enrolled. */
+export function installDone(m: InstallView): boolean {
+  return m.installedAt !== null || enrolledThisInstall(m);
+}
+
+/**
+ * An approval that would otherwise change nothing: the machine's enrollment was revoked (reject,
+ * retire, seat taken back) and its install is over, so only a new install can enroll it again.
+ * Approving it reopens the install (a new install generation).
+ */
+export function approvalReopensInstall(m: InstallView): boolean {
+  return !enrolledThisInstall(m) && m.installedAt !== null;
+}
+
+/** Names of the Ubuntu installer's webhook events whose SUCCESS `finish` means the disk is installed and bootable. */
+export const finalInstallerEvents: readonly string[] = ["subiquity/Install/install", "subiquity/Shutdown/copy_logs_to_target", "subiquity/Shutdown/shutdown"];
+
+/** Whether an installer webhook event says the install is done (its final `finish`, result SUCCESS). */
+export function isFinalInstallerEvent(e: { name: string; event_type: string; result?: string | undefined }): boolean {
+  return e.event_type === "finish" && e.result === "SUCCESS" && finalInstallerEvents.includes(e.name);
+}
+
+/** What an unresolved conflict looks like to the rules: any recorded, not yet dismissed. */
+export type ConflictView = { conflicts: readonly unknown[] };
+
+/**
+ * Whether a machine carries an unresolved conflict (a refused second enrollment). Such a machine
+ * gets no k3s secrets and no policy (pre-registration, auto-approve rule) may ever approve it:
+ * only an admin does, with `dismiss_conflicts: true`, or rejects or reinstalls it.
+ */
+export function hasUnresolvedConflict(m: ConflictView): boolean {
+  return m.conflicts.length > 0;
+}
+
+/** What `/boot.ipxe` answers a machine in this state. */
+export type BootAnswer = "install" | "local_disk" | "rejected" | "retired" | "wait_for_approval";
+
+/** When a cluster wipes and installs an unknown machine: at once (the default), or only once it is approved. */
+export type InstallPolicy = "immediate" | "after_approval";
+
+/**
+ * The boot gate. The installer runs once per install: only a machine that never enrolled and
+ * never reported a finished install, a `failed` one, and one an admin asked to reinstall get it;
+ * once the installer reports success or the machine enrolls, every later PXE boot is its local
+ * disk, whatever a LAN client sends. Turned-away machines get a message; in an `after_approval`
+ * cluster a machine nobody approved yet waits at a screen that asks again.
+ */
+export function bootAnswer(m: InstallView, installPolicy: InstallPolicy = "immediate"): BootAnswer {
+  switch (m.state) {
     case "rejected":
       return "rejected";
     case "retired":
       return "retired";
-    default:
+    case "joined":
+      return "local_disk";
+    case "failed":
       return "install";
+    default:
+      break;
   }
+  if (installDone(m)) return "local_disk";
+  if (installPolicy === "after_approval" && (m.state === "discovered" || m.state === "pending")) return "wait_for_approval";
+  return "install";
 }
 
-/** The seed gate: PXE cannot authenticate anyone, so a machine an admin turned away gets nothing to enroll with. */
-export function seedCarriesAgent(state: MachineState): boolean {
-  return state !== "rejected" && state !== "retired";
+/**
+ * The seed gate: PXE cannot authenticate anyone, so a bootstrap token goes only where an install
+ * may run: never to a machine an admin turned away, nor to one whose install is over (a joined
+ * machine gets none until an admin asks for its reinstall).
+ */
+export function seedCarriesAgent(m: InstallView): boolean {
+  if (m.state === "rejected" || m.state === "retired") return false;
+  return m.state === "failed" || !installDone(m);
 }
 
 /** Why an agent must stop for good; the error codes the node API answers with. */
 export type StopCode = "machine_rejected" | "machine_retired" | "seat_revoked" | "invalid_state";
 
 /** The join gate: what a machine with a valid node credential gets when it asks for its config. */
-export type ConfigGate = { kind: "stop"; code: StopCode; message: string } | { kind: "wait"; reason: "pending_approval" } | { kind: "ask_quorum" };
+export type ConfigGate =
+  | { kind: "stop"; code: StopCode; message: string }
+  | { kind: "wait"; reason: "pending_approval" | "conflict" }
+  | { kind: "ask_quorum" };
 
-/** The join gate's view: seat revocations and cluster membership matter beside the state. */
-export type ConfigGateView = LifecycleView & { seatRevokedAt: number | null; clusterId: number | null };
+/** The join gate's view: seat revocations, cluster membership and conflicts matter beside the state. */
+export type ConfigGateView = LifecycleView & { seatRevokedAt: number | null; clusterId: number | null; conflicts?: readonly unknown[] };
 
 /**
  * Whether a machine may ask the quorum for a seat and its config: turned-away machines stop,
@@ -115,6 +202,8 @@ export type ConfigGateView = LifecycleView & { seatRevokedAt: number | null; clu
 export function configGate(m: ConfigGateView): ConfigGate {
   const stopped = stopFor(m.state);
   if (stopped) return stopped;
+  // No k3s secrets while a second enrollment of this machine waits for an admin's look.
+  if (m.conflicts && hasUnresolvedConflict({ conflicts: m.conflicts })) return { kind: "wait", reason: "conflict" };
   switch (m.state) {
     case "discovered":
     case "pending":

@@ -10,7 +10,7 @@ import type { MachineRole, RolePreference } from "../lifecycle/machine.js";
 export type SeatRole = MachineRole;
 
 /** Why a machine must ask again later; the agent shows it and retries. */
-export type WaitReason = "waiting_for_init" | "waiting_for_previous_server" | "waiting_for_server" | "waiting_for_role";
+export type WaitReason = "waiting_for_init" | "waiting_for_previous_server" | "waiting_for_server" | "waiting_for_role" | "waiting_for_reform";
 
 /** A machine of the cluster that holds a seat, as the rules need to see it. */
 export type SeatHolder = {
@@ -51,7 +51,35 @@ export const retryAfterSeconds: Record<WaitReason, number> = {
   waiting_for_previous_server: 15,
   waiting_for_server: 15,
   waiting_for_role: 10,
+  // Nothing changes until an admin re-forms the cluster: ask rarely.
+  waiting_for_reform: 60,
 };
+
+/**
+ * A cluster that formed (its init ran k3s) and has no server seat held any more: every server
+ * was retired or re-imaged. Nobody may run `cluster-init` again on their own (that would be a
+ * second cluster beside whatever is left); machines wait until an admin re-forms it.
+ */
+export function needsReform(q: QuorumView): boolean {
+  return q.initStartedAt !== null && !q.holders.some(isServer);
+}
+
+/**
+ * What an admin's reinstall (or a failed machine that installed again) does to its seat. A server
+ * whose k3s ran is an etcd member: it keeps its seat and rejoins as itself through the other
+ * servers that ran k3s. With none left its cluster's data went with its disk, so the seat is
+ * freed (the cluster then waits for a re-form). Agents keep theirs; a server seat whose k3s never
+ * started is freed for the next machine.
+ */
+export function seatAfterReinstall(
+  holder: { id: number; role: SeatRole | null; k3sStartedAt: number | null },
+  servers: { id: number; role: SeatRole; k3sStartedAt: number | null }[],
+): "keep" | "free" | "none" {
+  if (holder.role === null) return "none";
+  if (holder.role === "agent") return "keep";
+  if (holder.k3sStartedAt === null) return "free";
+  return servers.some((s) => s.id !== holder.id && s.k3sStartedAt !== null) ? "keep" : "free";
+}
 
 /**
  * Decide for one ask. A holder keeps its seat and gets its config every time; a machine without
@@ -64,6 +92,7 @@ export const retryAfterSeconds: Record<WaitReason, number> = {
 export function decideSeat(q: QuorumView, asker: Asker, opts: { serverPreferredWaiting?: boolean } = {}): SeatDecision {
   if (asker.role !== null) return { kind: "release", role: asker.role, newSeat: false };
 
+  if (needsReform(q)) return { kind: "wait", reason: "waiting_for_reform" };
   const servers = q.holders.filter(isServer);
   const serverReady = servers.some(isReady);
   const agentSeat = (): SeatDecision => (serverReady ? { kind: "release", role: "agent", newSeat: true } : { kind: "wait", reason: "waiting_for_server" });

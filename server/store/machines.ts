@@ -1,9 +1,10 @@
 /** Machines: first sight, later sightings, lookups, the inventory, node names, progress events. */
 import { and, desc, eq, isNull, ne } from "drizzle-orm";
 import type { Db, Queryable } from "../../db/client.js";
-import { machines, nodeEvents, type MachineRow } from "../../db/schema.js";
+import { machines, nodeEvents, type MachineRow, type ReportedSighting } from "../../db/schema.js";
 import { next, type MachineEvent, type MachineState, type LifecycleView } from "../lifecycle/machine.js";
 import { chooseNodeName } from "../lifecycle/node-name.js";
+import { refuse } from "../errors.js";
 import { recordAudit } from "./audit.js";
 import { matchCluster } from "./clusters.js";
 import { transact } from "./transaction.js";
@@ -36,37 +37,58 @@ export function moved(event: MachineEvent, m: LifecycleView, now: number): { sta
   return "to" in t ? { state: t.to, stateChangedAt: now } : {};
 }
 
+/** What a sighting may do beyond refreshing: create a machine, write a refusal audit (rate limits live in the caller). */
+export type SightingLimits = { mayCreate?: () => boolean; mayAudit?: (machineId: number) => boolean };
+
+const identityFields = ["uuid", "serial", "manufacturer", "product", "arch", "platform"] as const;
+
 /**
  * Record that a machine was seen (boot script or cloud-init fetch). First sight creates it as
- * `discovered` in its matching cluster and writes an audit event; later sights refresh last
- * seen, last IP and any identity fields it now reports.
+ * `discovered` in its matching cluster and writes an audit event. Later sightings are anonymous
+ * and never trusted: they refresh `last_seen_at` and what the machine *reported*, never its
+ * identity (MAC, UUID, serial, arch...) nor `last_ip` (the address k3s configs point other
+ * machines at), which come only from the enrollment and credentialed requests. A sighting that
+ * disagrees with them is audited (once per new disagreement), not applied.
  */
 export function recordSighting(
   db: Db,
   identity: MachineIdentity,
   sighting: { ip: string | undefined; now: number; via: string },
+  limits: SightingLimits = {},
 ): { machine: MachineRow; created: boolean } {
   return transact(db, (tx) => {
     const existing = getMachineByMac(tx, identity.mac);
+    // Empty values (iPXE sends `serial=` when SMBIOS has none) say nothing.
+    const said = Object.fromEntries(identityFields.flatMap((k) => (identity[k] ? [[k, identity[k]]] : []))) as Partial<Record<(typeof identityFields)[number], string>>;
     if (existing) {
-      // Empty values (iPXE sends `serial=` when SMBIOS has none) never erase what we knew.
-      const refresh = Object.fromEntries(
-        Object.entries({
-          uuid: identity.uuid,
-          serial: identity.serial,
-          manufacturer: identity.manufacturer,
-          product: identity.product,
-          arch: identity.arch,
-          platform: identity.platform,
-        }).filter(([, v]) => v !== undefined && v !== ""),
-      );
-      const machine = tx
-        .update(machines)
-        .set({ ...refresh, lastIp: sighting.ip ?? existing.lastIp, lastSeenAt: sighting.now })
-        .where(eq(machines.id, existing.id))
-        .returning()
-        .get();
+      const reported: ReportedSighting = { at: sighting.now, via: sighting.via, ip: sighting.ip || null, ...said };
+      const differs = [
+        ...identityFields.filter((k) => said[k] !== undefined && existing[k] !== null && said[k]!.toLowerCase() !== existing[k]!.toLowerCase()),
+        ...(existing.enrolledGeneration !== null && sighting.ip && existing.lastIp && sighting.ip !== existing.lastIp ? ["ip"] : []),
+      ];
+      const before = existing.reported;
+      const isNew = !before || identityFields.some((k) => before[k] !== reported[k]) || before.ip !== reported.ip;
+      const machine = tx.update(machines).set({ reported, lastSeenAt: sighting.now }).where(eq(machines.id, existing.id)).returning().get();
+      if (differs.length > 0 && isNew && (limits.mayAudit?.(existing.id) ?? true)) {
+        recordAudit(tx, {
+          at: sighting.now,
+          actor: "anonymous",
+          sourceIp: sighting.ip || null,
+          action: "machine.sighting_disagrees",
+          machineId: existing.id,
+          clusterId: existing.clusterId,
+          detail: {
+            via: sighting.via,
+            fields: differs,
+            known: Object.fromEntries(differs.map((k) => [k, k === "ip" ? existing.lastIp : existing[k as (typeof identityFields)[number]]])),
+            reported: Object.fromEntries(differs.map((k) => [k, k === "ip" ? (sighting.ip ?? null) : said[k as (typeof identityFields)[number]]])),
+          },
+        });
+      }
       return { machine, created: false };
+    }
+    if (limits.mayCreate && !limits.mayCreate()) {
+      return refuse("rate_limited", "too many new machines were seen lately (from this address or in total); this one is not recorded yet: try again in a minute");
     }
     const cluster = matchCluster(tx, sighting.ip);
     const machine = tx
@@ -79,7 +101,8 @@ export function recordSighting(
         product: identity.product || null,
         arch: identity.arch || null,
         platform: identity.platform || null,
-        lastIp: sighting.ip ?? null,
+        lastIp: sighting.ip || null,
+        reported: { at: sighting.now, via: sighting.via, ip: sighting.ip || null, ...said },
         clusterId: cluster?.id ?? null,
         state: "discovered",
         firstSeenAt: sighting.now,

@@ -8,11 +8,11 @@ import type { Db, Queryable } from "../../db/client.js";
 import { clusters, machines, nodeEvents, type ClusterRow, type MachineRow } from "../../db/schema.js";
 import { allows, configGate, type MachineRole } from "../lifecycle/machine.js";
 import { chooseNodeName } from "../lifecycle/node-name.js";
-import { refuse } from "../errors.js";
+import { Refusal, refuse } from "../errors.js";
 import { planNodeEvent, type NodeEventInput } from "../quorum/events.js";
 import { joinHostFor, formFor } from "../quorum/node-config.js";
 import { quorumReport, quorumView, asHolder, type QuorumReport } from "../quorum/report.js";
-import { decideSeat, expiredSeats, isFormed, retryAfterSeconds, type WaitReason } from "../quorum/seats.js";
+import { decideSeat, expiredSeats, isFormed, needsReform, retryAfterSeconds, type WaitReason } from "../quorum/seats.js";
 import { recordAudit } from "./audit.js";
 import { getCluster } from "./clusters.js";
 import { moved, nameTakenIn } from "./machines.js";
@@ -22,11 +22,44 @@ export type { NodeEventInput } from "../quorum/events.js";
 
 /** What the quorum answers a config request: wait, or the rows the config is rendered from. */
 export type SeatAnswer =
-  | { kind: "wait"; reason: WaitReason | "pending_approval"; retryAfter: number }
+  | { kind: "wait"; reason: WaitReason | "pending_approval" | "conflict"; retryAfter: number }
   | { kind: "seat"; machine: MachineRow & { role: MachineRole }; cluster: ClusterRow; servers: MachineRow[] };
 
-/** The store's view of time and leases. */
-export type QuorumClock = { now: number; leaseMs: number };
+/**
+ * The store's view of time and leases. `now` is the wall clock (what the admin reads);
+ * `leaseNow`, when given, is the lease clock: monotonic while edgejoin runs, so a wall-clock
+ * step (an edge box without RTC syncing NTP) neither takes back nor freezes any seat. Lease
+ * starts (`role_assigned_at`) are written and compared on it.
+ */
+export type QuorumClock = { now: number; leaseMs: number; leaseNow?: number };
+
+/** The node credential a request carried, checked again inside the transaction that applies it. */
+export type Presented = { generation: number; sourceIp?: string | undefined };
+
+const leaseTime = (t: QuorumClock) => t.leaseNow ?? t.now;
+
+/**
+ * The credential check, inside the transaction: a reject, retire or reinstall that landed while
+ * the request was in flight wins. The one stale credential let through is the one a lease
+ * take-back revoked (one generation back, seat gone): its k3s reports must still raise the
+ * split-brain alarm, and its config fetch is told `seat_revoked`.
+ */
+function credentialCheck(m: MachineRow, presented: Presented | undefined): "current" | "seat_taken_back" | Refusal {
+  if (!presented || presented.generation === m.credentialGeneration) return "current";
+  if (isSeatTakeBackCredential(m, presented.generation)) return "seat_taken_back";
+  return refuse("credential_revoked", "this node credential was revoked; enroll again with a fresh bootstrap token");
+}
+
+/** The credential one generation back of a machine whose seat a lease took back (see `credentialCheck`). */
+export function isSeatTakeBackCredential(m: Pick<MachineRow, "credentialGeneration" | "seatRevokedAt" | "role">, generation: number): boolean {
+  return generation === m.credentialGeneration - 1 && m.seatRevokedAt !== null && m.role === null;
+}
+
+/** The address configs point other machines at comes only from enroll and credentialed requests like this one. */
+function addressFrom(m: MachineRow, presented: Presented | undefined): { lastIp?: string } {
+  const ip = presented?.sourceIp;
+  return ip && ip !== m.lastIp ? { lastIp: ip } : {};
+}
 
 /** A machine approved as `server` waits this long for its turn before `auto` machines take its seat. */
 const preferredServerFreshMs = 60_000;
@@ -54,14 +87,23 @@ function sweepLeases(tx: Queryable, clusterId: number, t: QuorumClock): number[]
   const candidates = tx
     .select()
     .from(machines)
-    .where(and(eq(machines.clusterId, clusterId), isNotNull(machines.role), isNull(machines.k3sStartedAt), lte(machines.roleAssignedAt, t.now - t.leaseMs)))
+    .where(
+      and(eq(machines.clusterId, clusterId), isNotNull(machines.role), isNull(machines.k3sStartedAt), lte(machines.roleAssignedAt, leaseTime(t) - t.leaseMs)),
+    )
     .all();
-  const expired = expiredSeats(candidates.map(asHolder), t.now, t.leaseMs);
+  const expired = expiredSeats(candidates.map(asHolder), leaseTime(t), t.leaseMs);
   const taken: number[] = [];
   for (const h of expired) {
     const m = candidates.find((c) => c.id === h.id)!;
+    // A seat taken back revokes the machine's credentials: a late config fetch or report changes nothing.
     tx.update(machines)
-      .set({ role: null, seatRevokedAt: t.now, ...moved("lease_expired", m, t.now) })
+      .set({
+        role: null,
+        seatRevokedAt: t.now,
+        credentialGeneration: m.credentialGeneration + 1,
+        enrolledGeneration: null,
+        ...moved("lease_expired", m, t.now),
+      })
       .where(eq(machines.id, h.id))
       .run();
     recordAudit(tx, {
@@ -77,8 +119,9 @@ function sweepLeases(tx: Queryable, clusterId: number, t: QuorumClock): number[]
   return taken;
 }
 
-function wait(reason: WaitReason | "pending_approval"): SeatAnswer {
-  return { kind: "wait", reason, retryAfter: reason === "pending_approval" ? 30 : retryAfterSeconds[reason] };
+function wait(reason: WaitReason | "pending_approval" | "conflict"): SeatAnswer {
+  const retryAfter = reason === "pending_approval" ? 30 : reason === "conflict" ? 60 : retryAfterSeconds[reason];
+  return { kind: "wait", reason, retryAfter };
 }
 
 /**
@@ -86,10 +129,12 @@ function wait(reason: WaitReason | "pending_approval"): SeatAnswer {
  * given) with the rows to render its config from, or a reason to wait. Refuses with
  * `machine_rejected`, `machine_retired` or `seat_revoked` (the agent stops) and `invalid_state`.
  */
-export function claimSeat(db: Db, machineId: number, t: QuorumClock): SeatAnswer {
+export function claimSeat(db: Db, machineId: number, t: QuorumClock, presented?: Presented): SeatAnswer {
   return transact(db, (tx) => {
     let m = getMachineRow(tx, machineId);
     if (!m) return refuse("credential_revoked", "this machine no longer exists in edgejoin");
+    const credential = credentialCheck(m, presented);
+    if (credential instanceof Refusal) return credential;
     const gate = configGate(m);
     if (gate.kind === "stop") return refuse(gate.code, gate.message);
     if (gate.kind === "wait") return wait(gate.reason);
@@ -99,7 +144,12 @@ export function claimSeat(db: Db, machineId: number, t: QuorumClock): SeatAnswer
     if (sweepLeases(tx, cluster.id, t).includes(m.id)) {
       return refuse("seat_revoked", "this machine did not report k3s-started within its lease; its seat went to another machine");
     }
-    tx.update(machines).set({ lastSeenAt: t.now }).where(eq(machines.id, m.id)).run();
+    m = tx
+      .update(machines)
+      .set({ lastSeenAt: t.now, ...addressFrom(m, presented) })
+      .where(eq(machines.id, m.id))
+      .returning()
+      .get();
 
     let servers = serverHolders(tx, cluster.id);
     const serverPreferredWaiting =
@@ -134,7 +184,7 @@ export function claimSeat(db: Db, machineId: number, t: QuorumClock): SeatAnswer
         .set({
           role,
           hostname,
-          roleAssignedAt: t.now,
+          roleAssignedAt: leaseTime(t),
           k3sStartedAt: null,
           readyAt: null,
           caHash: null,
@@ -164,7 +214,7 @@ export function claimSeat(db: Db, machineId: number, t: QuorumClock): SeatAnswer
         .update(machines)
         .set({
           readyAt: null,
-          ...(self.role === "agent" || self.k3sStartedAt === null ? { roleAssignedAt: t.now, k3sStartedAt: null } : {}),
+          ...(self.role === "agent" || self.k3sStartedAt === null ? { roleAssignedAt: leaseTime(t), k3sStartedAt: null } : {}),
           ...moved("release_config", self, t.now),
         })
         .where(eq(machines.id, self.id))
@@ -173,7 +223,13 @@ export function claimSeat(db: Db, machineId: number, t: QuorumClock): SeatAnswer
       recordAudit(tx, { at: t.now, actor: "system", action: "quorum.seat_reinstalling", machineId: m.id, clusterId: cluster.id, detail: { role: m.role } });
       servers = serverHolders(tx, cluster.id);
     }
-    return { kind: "seat", machine: m as MachineRow & { role: MachineRole }, cluster, servers };
+    // A joiner whose servers are all gone (retired, re-imaged) waits with a reason, never a config without a server.
+    const seat = m as MachineRow & { role: MachineRole };
+    if (formFor(seat.role, seat.id, servers) !== "init") {
+      if (needsReform(quorumView(cluster, servers))) return wait("waiting_for_reform");
+      if (!joinHostFor(cluster, servers, seat.id)) return wait("waiting_for_server");
+    }
+    return { kind: "seat", machine: seat, cluster, servers };
   });
 }
 
@@ -182,10 +238,16 @@ export function claimSeat(db: Db, machineId: number, t: QuorumClock): SeatAnswer
  * `planNodeEvent`), in one transaction. A refused report is not stored; a report from a revoked
  * seat or a foreign CA is flagged (`split_brain_risk`, audited) and then refused.
  */
-export function recordNodeEvent(db: Db, machineId: number, event: NodeEventInput, t: QuorumClock) {
+export function recordNodeEvent(db: Db, machineId: number, event: NodeEventInput, t: QuorumClock, presented?: Presented) {
   return transact(db, (tx) => {
     let m = getMachineRow(tx, machineId);
     if (!m) return refuse("credential_revoked", "this machine no longer exists in edgejoin");
+    // Checked here, not only in the middleware: a reject or retire that landed while this body was in flight wins.
+    const credential = credentialCheck(m, presented);
+    if (credential instanceof Refusal) return credential;
+    if (credential === "seat_taken_back" && event.type !== "k3s-started" && event.type !== "ready") {
+      return refuse("credential_revoked", "this node credential was revoked when the machine's seat was taken back");
+    }
     const cluster = m.clusterId === null ? undefined : getCluster(tx, m.clusterId);
     if (cluster) {
       sweepLeases(tx, cluster.id, t);
@@ -275,7 +337,10 @@ export function recordNodeEvent(db: Db, machineId: number, event: NodeEventInput
       case "record_only":
         break;
     }
-    tx.update(machines).set({ lastSeenAt: t.now }).where(eq(machines.id, m.id)).run();
+    tx.update(machines)
+      .set({ lastSeenAt: t.now, ...addressFrom(m, presented) })
+      .where(eq(machines.id, m.id))
+      .run();
     return tx
       .insert(nodeEvents)
       .values({ machineId: m.id, at: t.now, source: "agent", type: event.type, detail: event.detail ?? null, caHash })

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import type { Logger } from "pino";
 import tftp from "tftp";
 import { ContainedDir, refuseByName, type Refusal } from "../files/contained-dir.js";
+import { TransferCaps, type TransferCapLimits } from "./transfer-caps.js";
 
 /** The iPXE builds firmware PXE clients fetch; served from the ipxe dir when the boot folder lacks them. */
 export const IPXE_BINARIES = ["undionly.kpxe", "ipxe.efi", "snponly.efi"] as const;
@@ -35,9 +36,17 @@ export type TftpOptions = {
   /** Generated content for a requested name, or undefined to look on disk. */
   dynamicFile: (name: string) => Buffer | undefined;
   logger: Logger;
-  /** Told how each read request ended and the bytes a completed one sent (main counts them as metrics). */
-  onTransfer?: (result: "done" | "aborted" | "failed" | "refused" | "not_found" | "size_probe", bytes: number) => void;
+  /** Concurrent transfer caps (`DEFAULT_TRANSFER_CAPS` when left out); a request over one gets an ERROR packet. */
+  transferCaps?: TransferCapLimits;
+  /**
+   * Told how each read request ended, the bytes a completed one sent, and which file for which
+   * client address (main counts them as metrics and files them in the machines' timelines).
+   */
+  onTransfer?: (result: "done" | "aborted" | "failed" | "refused" | "not_found" | "size_probe", bytes: number, transfer: TftpTransfer) => void;
 };
+
+/** Which file a transfer was for, and the client's address (TFTP knows no MAC). */
+export type TftpTransfer = { file: string; address: string };
 
 type Source =
   | { kind: "buffer"; data: Buffer; from: string }
@@ -127,6 +136,8 @@ function readRawRequest(message: Buffer): RawRequest | undefined {
 
 /** ERROR packet, code 2 "Access violation" (RFC 1350). */
 const accessViolation = Buffer.from("\x00\x05\x00\x02Access violation\x00", "latin1");
+/** ERROR packet, code 0 "Not defined" with a message: too many transfers at once, try again. */
+const serverBusy = Buffer.from("\x00\x05\x00\x00Server busy: too many transfers, retry later\x00", "latin1");
 
 /** Bind the TFTP server; rejects with the socket's error (EADDRINUSE, EACCES...) when it cannot. */
 export async function startTftpServer(opts: TftpOptions): Promise<TftpServer> {
@@ -148,6 +159,7 @@ export async function startTftpServer(opts: TftpOptions): Promise<TftpServer> {
 
   const active = new Set<tftp.GetStream>();
   const pendingTimeouts = new Map<string, number>();
+  const caps = new TransferCaps(opts.transferCaps);
 
   const onRequest = (req: tftp.GetStream, res: tftp.PutStream) => {
     const started = performance.now();
@@ -161,6 +173,7 @@ export async function startTftpServer(opts: TftpOptions): Promise<TftpServer> {
     let from: string | undefined;
     let source: ReadStream | undefined;
     active.add(req);
+    caps.handedOver(req.stats.remoteAddress);
 
     const settle = () => {
       settled = true;
@@ -174,13 +187,13 @@ export async function startTftpServer(opts: TftpOptions): Promise<TftpServer> {
       if (clientSentError && ackedThrough === 0) {
         // OVMF's size probe: RRQ with tsize, read the OACK, send ERROR. Expected, not a failure.
         logger.debug({ file, client, ms, clientMessage: err.message }, "TFTP client ended after option negotiation (size probe)");
-        opts.onTransfer?.("size_probe", 0);
+        opts.onTransfer?.("size_probe", 0, { file, address: req.stats.remoteAddress });
       } else if (clientSentError) {
         logger.info({ file, client, bytes, ms, clientMessage: err.message }, "TFTP transfer aborted by the client");
-        opts.onTransfer?.("aborted", bytes);
+        opts.onTransfer?.("aborted", bytes, { file, address: req.stats.remoteAddress });
       } else {
         logger.warn({ file, client, bytes, ms, err: err.message }, "TFTP transfer failed");
-        opts.onTransfer?.("failed", bytes);
+        opts.onTransfer?.("failed", bytes, { file, address: req.stats.remoteAddress });
       }
     });
     req.on("abort", settle);
@@ -190,7 +203,7 @@ export async function startTftpServer(opts: TftpOptions): Promise<TftpServer> {
       settle();
       const ms = Math.round(performance.now() - started);
       logger.info({ file, client, from, bytes: size, ms, blksize: blockSize, windowsize: windowSize }, "TFTP transfer done");
-      opts.onTransfer?.("done", size ?? 0);
+      opts.onTransfer?.("done", size ?? 0, { file, address: req.stats.remoteAddress });
     });
 
     // The package reads every packet arriving at the transfer port without checking who sent it,
@@ -244,12 +257,12 @@ export async function startTftpServer(opts: TftpOptions): Promise<TftpServer> {
         switch (found.kind) {
           case "refused":
             logger.info({ file, client, reason: found.reason }, "TFTP request refused");
-            opts.onTransfer?.("refused", 0);
+            opts.onTransfer?.("refused", 0, { file, address: req.stats.remoteAddress });
             req.abort(tftp.EACCESS);
             return;
           case "missing":
             logger.info({ file, client }, "TFTP file not found");
-            opts.onTransfer?.("not_found", 0);
+            opts.onTransfer?.("not_found", 0, { file, address: req.stats.remoteAddress });
             req.abort(tftp.ENOENT);
             return;
           case "buffer":
@@ -310,9 +323,18 @@ export async function startTftpServer(opts: TftpOptions): Promise<TftpServer> {
     if (refusal) {
       // Judged on the name as sent: the package would normalize `a/../b` to `b` and serve it.
       logger.info({ file: request!.file, client, reason: refusal }, "TFTP request refused");
-      opts.onTransfer?.("refused", 0);
+      opts.onTransfer?.("refused", 0, { file: request!.file, address: rinfo.address });
       listening.send(accessViolation, rinfo.port, rinfo.address);
       return;
+    }
+    if (request && !request.write) {
+      const load = caps.admit(rinfo.address, [...active].map((r) => r.stats.remoteAddress));
+      if (!load.ok) {
+        logger.debug({ file: request.file, client, ...load }, "TFTP request refused: too many transfers at once");
+        opts.onTransfer?.("refused", 0, { file: request.file, address: rinfo.address });
+        listening.send(serverBusy, rinfo.port, rinfo.address);
+        return;
+      }
     }
     if (request?.timeout !== undefined) {
       if (pendingTimeouts.size >= MAX_PENDING_OPTIONS) pendingTimeouts.clear();

@@ -58,10 +58,13 @@ describe("POST /install-progress/:mac (the installer's webhook)", () => {
     expect(audits).toHaveLength(2);
   });
 
-  it("wrong token, another machine's token, no token, or an older token → 401, nothing stored", async () => {
+  it("wrong token, another machine's token, no token, or an earlier install's token → 401, nothing stored; a later seed fetch keeps the token", async () => {
     const { app, db } = makeTestApp();
     const old = await installerUrls(app);
+    // An earlier install: the admin's reinstall makes a new token.
+    db.update(machines).set({ installGeneration: 1 }).run();
     const mine = await installerUrls(app);
+    expect((await installerUrls(app)).events).toBe(mine.events);
     const other = await installerUrls(app, "52:54:00:00:00:02");
     const body = JSON.stringify(finishFail);
     const otherToken = new URL(other.events, "http://x").searchParams.get("token")!;

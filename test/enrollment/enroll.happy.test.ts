@@ -34,40 +34,65 @@ describe("POST /api/v1/enroll", () => {
     expect(m).toMatchObject({ mac, state: "pending", clusterId: 1, product: "NUC13ANHi5", arch: "x86_64" });
   });
 
-  it("reinstall of a pending machine: fresh token → same node id, still pending, no duplicate", async () => {
+  it("one enrollment per install: a second enroll of a pending machine → 409 already_enrolled, a conflict on the machine, nothing issued or changed", async () => {
     const t = makeTestApp();
     const first = await discoverAndEnroll(t);
+    const before = t.db.select().from(machines).get()!;
+    t.clock.advance(3_600_000);
+    const { token } = await tokenFor(t);
+    const res = await enroll(t, token, { facts: { product: "Evil" } });
+    expect(res.status).toBe(409);
+    expect(await res.json()).toMatchObject({ error: "already_enrolled" });
+    const after = t.db.select().from(machines).get()!;
+    expect(after).toMatchObject({ state: "pending", credentialGeneration: before.credentialGeneration, product: before.product });
+    expect(after.conflicts).toEqual([{ at: t.clock(), source_ip: null, facts: { product: "Evil" } }]);
+    expect(t.db.select().from(machines).all()).toHaveLength(1);
+    const waiting = await t.app.request("/api/v1/node/config", { headers: { authorization: `Bearer ${first.credential}` } });
+    expect(waiting.status).toBe(202);
+    expect(await waiting.json()).toMatchObject({ reason: "conflict" });
+  });
+
+  it.each(["approved", "provisioning", "joined"] as const)("enroll of a %s machine in the same install → 409 already_enrolled, state, seat and credential kept", async (state) => {
+    const t = makeTestApp();
+    const first = await discoverAndEnroll(t);
+    t.db.update(machines).set({ state, role: "agent", roleAssignedAt: t.clock() }).where(eq(machines.id, first.node_id)).run();
+    const { token } = await tokenFor(t);
+    const res = await enroll(t, token);
+    expect(res.status).toBe(409);
+    expect(t.db.select().from(machines).get()).toMatchObject({ state, role: "agent", credentialGeneration: 0 });
+    expect(t.db.select().from(auditEvents).where(eq(auditEvents.action, "enroll.conflict")).all()).toHaveLength(1);
+  });
+
+  it("re-enroll of a failed machine (it installed again) → same node, pending, seat kept for an agent, earlier credential revoked", async () => {
+    const t = makeTestApp();
+    const first = await discoverAndEnroll(t);
+    t.db.update(machines).set({ state: "failed", role: "agent", roleAssignedAt: t.clock() }).where(eq(machines.id, first.node_id)).run();
     t.clock.advance(3_600_000);
     const { token } = await tokenFor(t);
     const res = await enroll(t, token);
     expect(res.status).toBe(201);
-    expect(await res.json()).toMatchObject({ node_id: first.node_id, state: "pending" });
-    expect(t.db.select().from(machines).all()).toHaveLength(1);
+    const again = (await res.json()) as { node_id: number; state: string; credential: string };
+    expect(again).toMatchObject({ node_id: first.node_id, state: "pending" });
+    expect(t.db.select().from(machines).get()).toMatchObject({ role: "agent", state: "pending" });
+    const config = (credential: string) => t.app.request("/api/v1/node/config", { headers: { authorization: `Bearer ${credential}` } });
+    expect((await config(first.credential)).status).toBe(401);
+    const waiting = await config(again.credential);
+    expect(waiting.status).toBe(202);
+    expect(await waiting.json()).toMatchObject({ reason: "pending_approval" });
+    const audit = t.db.select().from(auditEvents).where(eq(auditEvents.action, "machine.enrolled")).all();
+    expect(audit.at(-1)?.detail).toMatchObject({ from: "failed", to: "pending", reenrolled: true });
   });
 
-  it.each(["approved", "provisioning", "joined", "failed"] as const)(
-    "re-enroll of a %s machine (a bootstrap token only ever enrolls as pending) → same node, pending again, seat kept, earlier credential revoked",
-    async (state) => {
-      const t = makeTestApp();
-      const first = await discoverAndEnroll(t);
-      t.db.update(machines).set({ state, role: "agent", roleAssignedAt: t.clock() }).where(eq(machines.id, first.node_id)).run();
-      t.clock.advance(3_600_000);
-      const { token } = await tokenFor(t);
-      const res = await enroll(t, token);
-      expect(res.status).toBe(201);
-      const again = (await res.json()) as { node_id: number; state: string; credential: string };
-      expect(again).toMatchObject({ node_id: first.node_id, state: "pending" });
-      expect(t.db.select().from(machines).all()).toHaveLength(1);
-      expect(t.db.select().from(machines).get()).toMatchObject({ role: "agent", state: "pending" });
-      const config = (credential: string) => t.app.request("/api/v1/node/config", { headers: { authorization: `Bearer ${credential}` } });
-      expect((await config(first.credential)).status).toBe(401);
-      const waiting = await config(again.credential);
-      expect(waiting.status).toBe(202);
-      expect(await waiting.json()).toMatchObject({ reason: "pending_approval" });
-      const audit = t.db.select().from(auditEvents).where(eq(auditEvents.action, "machine.enrolled")).all();
-      expect(audit.at(-1)?.detail).toMatchObject({ from: state, to: "pending", reenrolled: true });
-    },
-  );
+  it("an admin's reinstall → exactly one new enrollment (pending, same node), the old credential dead, the next enroll a conflict", async () => {
+    const t = makeTestApp();
+    const first = await discoverAndEnroll(t);
+    expect((await postJson(t, `/api/v1/nodes/${first.node_id}/reinstall`, {}, admin)).status).toBe(200);
+    const again = await enroll(t, (await tokenFor(t)).token);
+    expect(again.status).toBe(201);
+    expect(await again.json()).toMatchObject({ node_id: first.node_id, state: "pending" });
+    expect((await t.app.request("/api/v1/node/config", { headers: { authorization: `Bearer ${first.credential}` } })).status).toBe(401);
+    expect((await enroll(t, (await tokenFor(t)).token)).status).toBe(409);
+  });
 
   it("machine booted with placeholder SMBIOS, agent reports real uuid → filled in, no conflict", async () => {
     const t = makeTestApp();

@@ -8,7 +8,7 @@ import { auditEvents, clusters, machines, usedTokens } from "../../db/schema.js"
 import { createApp, makeDeps } from "../../server/app.js";
 import { issueNodeCredential } from "../../server/enrollment/tokens.js";
 import { asOverTls, makeTestApp, testPublicUrl } from "../helpers/app.js";
-import { admin, bootQuery, discoverAndEnroll, enroll, getWith, mac, postJson, tokenFor, type TestApp } from "./fixtures.js";
+import { admin, bootQuery, discoverAndEnroll, enroll, getWith, mac, postJson, serial, tokenFor, type TestApp, uuid } from "./fixtures.js";
 
 /** A booted (discovered) machine and a valid token for it. */
 async function setup() {
@@ -225,11 +225,16 @@ describe("bootstrap token attacks on POST /api/v1/enroll", () => {
     expect(t.db.select().from(machines).all()).toHaveLength(0);
   });
 
-  it("same MAC with another SMBIOS UUID or serial → 409 identity_conflict, audited, visible to admins, token kept", async () => {
-    const { t, token } = await setup();
+  it("a machine enrolled before, same MAC with another SMBIOS UUID or serial → 409 identity_conflict, audited, visible to admins, token kept", async () => {
+    const { t } = await setup();
+    const first = await enroll(t, (await tokenFor(t)).token);
+    expect(first.status).toBe(201);
+    t.db.update(machines).set({ state: "failed" }).run();
+    t.db.delete(usedTokens).run();
+    const { token } = await tokenFor(t);
     await expectRefused(await enroll(t, token, { uuid: "11111111-2222-4333-8444-555555555555" }), 409, "identity_conflict");
     await expectRefused(await enroll(t, token, { serial: "OTHER-SERIAL" }), 409, "identity_conflict");
-    expect(t.db.select().from(machines).get()).toMatchObject({ state: "discovered" });
+    expect(t.db.select().from(machines).get()).toMatchObject({ state: "failed" });
     expect(t.db.select().from(usedTokens).all()).toHaveLength(0);
     const id = t.db.select().from(machines).get()!.id;
     const res = await t.app.request(`/api/v1/nodes/${id}/events`, { headers: admin });
@@ -306,12 +311,19 @@ describe("node credential attacks", () => {
     await expectRefused(await getWith(t, "/api/v1/node/config", credential), 401, "token_unknown_key");
   });
 
-  it("rejected machine → config and events 403 machine_rejected, so the agent stops", async () => {
+  it("rejected machine → its credential died with the decision: config and events 401 credential_revoked, so the agent stops", async () => {
     const t = makeTestApp();
     const { node_id, credential } = await discoverAndEnroll(t);
     expect((await postJson(t, `/api/v1/nodes/${node_id}/reject`, { reason: "not ours" }, admin)).status).toBe(200);
-    await expectRefused(await getWith(t, "/api/v1/node/config", credential), 403, "machine_rejected");
-    await expectRefused(await postJson(t, "/api/v1/node/events", { type: "installing" }, { authorization: `Bearer ${credential}` }), 403, "machine_rejected");
+    await expectRefused(await getWith(t, "/api/v1/node/config", credential), 401, "credential_revoked");
+    await expectRefused(await postJson(t, "/api/v1/node/events", { type: "installing" }, { authorization: `Bearer ${credential}` }), 401, "credential_revoked");
+  });
+
+  it("a machine never enrolled, sighted with another UUID (a neighbour's boot first) → the enroll's own identity wins, no lock-out", async () => {
+    const t = makeTestApp();
+    await t.app.request("/boot.ipxe?mac=52:54:00:12:34:56&uuid=11111111-2222-4333-8444-555555555555&serial=FAKE");
+    expect((await enroll(t, (await tokenFor(t)).token)).status).toBe(201);
+    expect(t.db.select().from(machines).get()).toMatchObject({ uuid, serial, state: "pending" });
   });
 
   it("retired machine → 403 machine_retired", async () => {

@@ -1,5 +1,18 @@
 import { describe, expect, it } from "vitest";
-import { bootAnswer, configGate, eventGate, machineStates, next, seedCarriesAgent, transitions, type MachineState } from "../../server/lifecycle/machine.js";
+import {
+  approvalReopensInstall,
+  bootAnswer,
+  configGate,
+  eventGate,
+  hasLiveEnrollment,
+  hasUnresolvedConflict,
+  isFinalInstallerEvent,
+  machineStates,
+  next,
+  seedCarriesAgent,
+  transitions,
+  type MachineState,
+} from "../../server/lifecycle/machine.js";
 import { chooseNodeName } from "../../server/lifecycle/node-name.js";
 
 const states = machineStates as readonly MachineState[];
@@ -29,8 +42,13 @@ describe("lifecycle transitions", () => {
 });
 
 describe("gates", () => {
-  it("boot: joined → local disk, rejected/retired → message, everything else → installer", () => {
-    expect(states.map((s) => [s, bootAnswer(s)])).toEqual([
+  const fresh = { installGeneration: 0, enrolledGeneration: null, installedAt: null };
+  const enrolled = { installGeneration: 0, enrolledGeneration: 0, installedAt: null };
+  const installed = { installGeneration: 0, enrolledGeneration: null, installedAt: 5 };
+  const reinstalling = { installGeneration: 1, enrolledGeneration: 0, installedAt: null };
+
+  it("boot, never enrolled nor installed: joined → local disk, rejected/retired → message, everything else → installer", () => {
+    expect(states.map((s) => [s, bootAnswer({ state: s, ...fresh })])).toEqual([
       ["discovered", "install"],
       ["pending", "install"],
       ["approved", "install"],
@@ -42,8 +60,45 @@ describe("gates", () => {
     ]);
   });
 
-  it("seed: only rejected and retired machines get no agent", () => {
-    expect(states.filter((s) => !seedCarriesAgent(s))).toEqual(["rejected", "retired"]);
+  it("boot, the installer runs once per install: enrolled or installed → local disk (failed reinstalls); an admin's reinstall → installer again", () => {
+    for (const done of [enrolled, installed]) {
+      expect(states.map((s) => [s, bootAnswer({ state: s, ...done })])).toEqual([
+        ["discovered", "local_disk"],
+        ["pending", "local_disk"],
+        ["approved", "local_disk"],
+        ["provisioning", "local_disk"],
+        ["joined", "local_disk"],
+        ["rejected", "rejected"],
+        ["failed", "install"],
+        ["retired", "retired"],
+      ]);
+    }
+    expect(bootAnswer({ state: "pending", ...reinstalling })).toBe("install");
+    expect(bootAnswer({ state: "pending", ...fresh }, "after_approval")).toBe("wait_for_approval");
+    expect(bootAnswer({ state: "pending", ...enrolled }, "after_approval")).toBe("local_disk");
+  });
+
+  it("seed: a bootstrap token only where an install may run — never rejected/retired, never a machine whose install is over", () => {
+    expect(states.filter((s) => !seedCarriesAgent({ state: s, ...fresh }))).toEqual(["rejected", "retired"]);
+    expect(states.filter((s) => seedCarriesAgent({ state: s, ...enrolled }))).toEqual(["failed"]);
+    expect(seedCarriesAgent({ state: "joined", ...installed })).toBe(false);
+    expect(seedCarriesAgent({ state: "pending", ...reinstalling })).toBe(true);
+  });
+
+  it("one enrollment per install, conflicts, the installer's final success, approvals that reopen an install", () => {
+    expect(hasLiveEnrollment({ state: "joined", ...enrolled })).toBe(true);
+    expect(hasLiveEnrollment({ state: "failed", ...enrolled })).toBe(false);
+    expect(hasLiveEnrollment({ state: "pending", ...reinstalling })).toBe(false);
+    expect(hasUnresolvedConflict({ conflicts: [] })).toBe(false);
+    expect(hasUnresolvedConflict({ conflicts: [{ at: 1, source_ip: "10.0.0.9", facts: null }] })).toBe(true);
+    expect(isFinalInstallerEvent({ name: "subiquity/Install/install", event_type: "finish", result: "SUCCESS" })).toBe(true);
+    expect(isFinalInstallerEvent({ name: "subiquity/Install/install", event_type: "finish", result: "FAIL" })).toBe(false);
+    expect(isFinalInstallerEvent({ name: "subiquity/Install/install/configure_storage", event_type: "finish", result: "SUCCESS" })).toBe(false);
+    expect(isFinalInstallerEvent({ name: "subiquity/Install/install", event_type: "start" })).toBe(false);
+    // Revoked (retired, rejected, seat taken back) after its install ended: approving it means installing again.
+    expect(approvalReopensInstall({ state: "retired", installGeneration: 0, enrolledGeneration: null, installedAt: 5 })).toBe(true);
+    expect(approvalReopensInstall({ state: "failed", ...enrolled })).toBe(false);
+    expect(approvalReopensInstall({ state: "pending", ...reinstalling })).toBe(false);
   });
 
   it("config: stop, wait or ask the quorum, by state, seat and cluster", () => {
@@ -58,6 +113,9 @@ describe("gates", () => {
     expect(gate("failed", { role: "agent" })).toEqual({ kind: "ask_quorum" });
     expect(gate("approved", { clusterId: null })).toMatchObject({ kind: "stop", code: "invalid_state" });
     expect(gate("approved")).toEqual({ kind: "ask_quorum" });
+    const conflicted = { role: null, seatRevokedAt: null, clusterId: 1, conflicts: [{ at: 1, source_ip: null, facts: null }] };
+    expect(configGate({ state: "joined", ...conflicted })).toEqual({ kind: "wait", reason: "conflict" });
+    expect(configGate({ state: "rejected", ...conflicted })).toMatchObject({ kind: "stop", code: "machine_rejected" });
     expect(eventGate("rejected")?.code).toBe("machine_rejected");
     expect(eventGate("joined")).toBeUndefined();
   });

@@ -215,6 +215,13 @@ export async function runStorm(o: StormOptions): Promise<{ traces: MachineTrace[
         t.reEnrolls++;
         continue;
       }
+      // ...or enrolled it, answer lost: one enrollment per install, so the admin's reinstall allows the next.
+      if (res.status === 409 && res.json().error === "already_enrolled") {
+        t.reEnrolls++;
+        const reinstall = await call("POST", `/api/v1/nodes/${res.json().details?.node_id}/reinstall`, { body: {}, headers: admin });
+        if (reinstall.status !== 200) throw new Error(`reinstall ${t.mac}: ${reinstall.status} ${reinstall.text.slice(0, 200)}`);
+        continue;
+      }
       if (res.status !== 201) throw new Error(`enroll ${t.mac}: ${res.status} ${res.text.slice(0, 200)}`);
       const body = res.json();
       t.nodeId = body.node_id as number;

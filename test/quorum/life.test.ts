@@ -100,6 +100,9 @@ describe("one machine's whole life", () => {
     mkdirSync(join(artifacts, "k3s", version), { recursive: true });
     writeFileSync(join(artifacts, "k3s", "install.sh"), "#!/bin/sh\necho install\n");
     writeFileSync(join(artifacts, "k3s", version, "k3s"), "ELF-ish");
+    // The default installer's files too: /boot.ipxe answers a console message while they are missing.
+    mkdirSync(join(artifacts, "ubuntu", "casper"), { recursive: true });
+    for (const f of ["ubuntu/casper/vmlinuz", "ubuntu/casper/initrd", "ubuntu/ubuntu-live-server-amd64.iso"]) writeFileSync(join(artifacts, f), "");
     const { id, auth } = await l.enroll();
     await l.req("POST", `/api/v1/nodes/${id}/approve`, { body: { role: "auto" }, headers: admin });
     const cfg = await l.req("GET", "/api/v1/node/config", { headers: auth });
@@ -107,6 +110,7 @@ describe("one machine's whole life", () => {
       script_url: `${testPublicUrl}/artifacts/k3s/install.sh`,
       binary_url: `${testPublicUrl}/artifacts/k3s/${encodeURIComponent(version)}/k3s`,
       env: { INSTALL_K3S_VERSION: version, INSTALL_K3S_EXEC: "server", INSTALL_K3S_SKIP_DOWNLOAD: "true" },
+      airgap_images_url: null,
     });
     // The URLs answer: the agent can fetch both from edgejoin.
     for (const url of [cfg.body.install.script_url as string, cfg.body.install.binary_url as string]) {
@@ -115,16 +119,17 @@ describe("one machine's whole life", () => {
     }
   });
 
-  it("a machine retired through the API → 403 machine_retired on config and events", async () => {
+  it("a machine retired through the API → its credential revoked: 401 on config and events", async () => {
     const l = lab();
     const { id, auth } = await l.enroll();
     await l.req("POST", `/api/v1/nodes/${id}/approve`, { body: {}, headers: admin });
     expect((await l.req("GET", "/api/v1/node/config", { headers: auth })).status).toBe(200);
     expect((await l.req("POST", `/api/v1/nodes/${id}/retire`, { body: {}, headers: admin })).body).toMatchObject({ state: "retired", role: null });
+    // Retiring revokes every credential issued before it.
     const cfg = await l.req("GET", "/api/v1/node/config", { headers: auth });
-    expect(cfg.status).toBe(403);
-    expect(cfg.body.error).toBe("machine_retired");
-    expect((await l.req("POST", "/api/v1/node/events", { body: { type: "ready" }, headers: auth })).status).toBe(403);
+    expect(cfg.status).toBe(401);
+    expect(cfg.body.error).toBe("credential_revoked");
+    expect((await l.req("POST", "/api/v1/node/events", { body: { type: "ready" }, headers: auth })).status).toBe(401);
   });
 
   it("a seat taken back by the lease → 403 seat_revoked on config; a late ready → 403 and split_brain_risk in the quorum", async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { decideSeat, expiredSeats, quorumHealth, type QuorumView, type SeatHolder } from "../../server/quorum/seats.js";
+import { decideSeat, expiredSeats, quorumHealth, seatAfterReinstall, type QuorumView, type SeatHolder } from "../../server/quorum/seats.js";
 
 const holder = (id: number, role: SeatHolder["role"], over: Partial<SeatHolder> = {}): SeatHolder => ({
   id,
@@ -44,8 +44,9 @@ describe("decideSeat", () => {
     expect(decideSeat(view(3, []), { id: 5, role: "agent", preference: "auto" })).toEqual({ kind: "release", role: "agent", newSeat: false });
   });
 
-  it("init seat taken back after k3s ran (retired) → nobody becomes init again; servers join the ready ones", () => {
-    expect(decideSeat(view(3, [], 2_000), newcomer)).toEqual({ kind: "wait", reason: "waiting_for_server" });
+  it("init seat taken back after k3s ran (retired) → nobody becomes init again: with no server left, wait for an admin's re-form; else join the ready ones", () => {
+    expect(decideSeat(view(3, [], 2_000), newcomer)).toEqual({ kind: "wait", reason: "waiting_for_reform" });
+    expect(decideSeat(view(1, [], 2_000), { ...newcomer, preference: "agent" })).toEqual({ kind: "wait", reason: "waiting_for_reform" });
     expect(decideSeat(view(3, [ready(2, "server")], 2_000), newcomer)).toEqual({ kind: "release", role: "server", newSeat: true });
   });
 
@@ -91,5 +92,17 @@ describe("quorumHealth", () => {
     expect(quorumHealth(view(3, [ready(1, "init"), ready(2, "server"), holder(3, "server", { state: "failed" })]), 5)).toBe("degraded");
     expect(quorumHealth(view(3, [ready(1, "init"), holder(3, "server", { state: "failed" })]), 5)).toBe("lost");
     expect(quorumHealth(view(1, [ready(1, "init"), ready(4, "agent")]), null)).toBe("ok");
+  });
+});
+
+describe("seatAfterReinstall", () => {
+  const server = (id: number, role: "init" | "server", k3sStartedAt: number | null) => ({ id, role, k3sStartedAt });
+  it("agents keep theirs; a server that never ran k3s frees its seat; an etcd member keeps it while another member remains, else frees it", () => {
+    expect(seatAfterReinstall({ id: 1, role: null, k3sStartedAt: null }, [])).toBe("none");
+    expect(seatAfterReinstall({ id: 9, role: "agent", k3sStartedAt: 5 }, [])).toBe("keep");
+    expect(seatAfterReinstall(server(1, "init", null), [server(1, "init", null)])).toBe("free");
+    expect(seatAfterReinstall(server(1, "init", 5), [server(1, "init", 5), server(2, "server", 6)])).toBe("keep");
+    expect(seatAfterReinstall(server(1, "init", 5), [server(1, "init", 5)])).toBe("free");
+    expect(seatAfterReinstall(server(2, "server", 6), [server(1, "init", 5), server(2, "server", 6)])).toBe("keep");
   });
 });

@@ -13,6 +13,7 @@ import { createMiddleware } from "hono/factory";
 import type { Logger } from "pino";
 import type { AppEnv, Deps } from "../../context.js";
 import { ApiError } from "../../errors.js";
+import { handleError } from "../error-handler.js";
 import { auditSince, lastAuditId } from "../../store/audit.js";
 
 /** Audit actions that need a person's attention: logged at `warn`, the rest at `info`. */
@@ -59,7 +60,15 @@ export function observe(deps: Deps) {
   const { metrics, logger } = deps;
   return createMiddleware<AppEnv>(async (c, next) => {
     const started = performance.now();
-    await next();
+    try {
+      await next();
+    } catch (err) {
+      // hono hands an error thrown by notFound (no route matched) to the middleware that called
+      // next(): answer it here as app.onError would, so it is counted and logged like any other.
+      if (!(err instanceof Error)) throw err;
+      c.error = err;
+      c.res = handleError(err, c);
+    }
     const seconds = (performance.now() - started) / 1000;
     const status = c.res.status;
     const method = c.req.method;

@@ -1,6 +1,6 @@
 /**
- * Selection for boot requests: parse the identity iPXE sent, record the sighting, and put the
- * machine in the context. Handlers after it only render. A query that does not parse becomes a
+ * Selection for boot requests: parse the identity iPXE sent, record the sighting (what it
+ * reported; never applied to an approved identity), and put the machine in the context. Handlers after it only render. A query that does not parse becomes a
  * console message for the machine and stores nothing.
  */
 import { createMiddleware } from "hono/factory";
@@ -46,8 +46,14 @@ export const selectMachine = createMiddleware<AppEnv>(async (c, next) => {
   }
   const parsed = bootQuery.safeParse(query);
   if (!parsed.success) throw new BootQueryError(describe(parsed.error.issues[0]!));
-  const { db, clock } = c.var.deps;
-  const { machine } = recordSighting(db, parsed.data, { ip: c.var.sourceIp, now: clock(), via: "boot.ipxe" });
+  const { db, clock, limits } = c.var.deps;
+  const ip = c.var.sourceIp;
+  const { machine } = recordSighting(
+    db,
+    parsed.data,
+    { ip, now: clock(), via: "boot.ipxe" },
+    { mayCreate: () => limits.mayCreateMachine(ip), mayAudit: (id) => limits.mayAuditRefusal(ip, id) },
+  );
   c.set("machine", machine);
   await next();
 });

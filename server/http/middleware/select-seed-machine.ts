@@ -13,8 +13,14 @@ import { recordSighting } from "../../store/machines.js";
 export const selectSeedMachine = createMiddleware<AppEnv>(async (c, next) => {
   const mac = parseMac(c.req.param("mac") ?? "");
   if (!mac) throw new ApiError("invalid_mac", "the MAC in the path must be six hex bytes, e.g. /cloud-init/52:54:00:12:34:56/user-data");
-  const { db, clock } = c.var.deps;
-  const { machine } = recordSighting(db, { mac }, { ip: c.var.sourceIp, now: clock(), via: "cloud-init" });
+  const { db, clock, limits } = c.var.deps;
+  const ip = c.var.sourceIp;
+  const { machine } = recordSighting(
+    db,
+    { mac },
+    { ip, now: clock(), via: "cloud-init" },
+    { mayCreate: () => limits.mayCreateMachine(ip), mayAudit: (id) => limits.mayAuditRefusal(ip, id) },
+  );
   c.set("machine", machine);
   await next();
 });

@@ -80,7 +80,7 @@ export const uiRoutes = new Hono<UiEnv>()
     const { id } = idParam.parse(c.req.param());
     const v = clusterView(c.var.deps, id);
     if (!v) throw new ApiError("not_found", `no cluster with id ${id}`);
-    return c.html(<ClusterPage chrome={chromeOf(c)} cluster={v.cluster} quorum={v.quorum} rules={undefined} preRegistrations={undefined} />);
+    return c.html(<ClusterPage chrome={chromeOf(c)} cluster={v.cluster} quorum={v.quorum} rules={v.rules} preRegistrations={v.preRegistrations} />);
   })
   .post("/ui/machines/approve", requireSession, async (c) => {
     const body = await c.req.parseBody({ all: true });
