@@ -4,6 +4,7 @@ import type { AppEnv } from "../context.js";
 import { bootAnswer } from "../lifecycle/machine.js";
 import { ApiError } from "../errors.js";
 import { getCluster } from "../store/clusters.js";
+import { approveAtBoot } from "../store/policy.js";
 import { BootQueryError, selectMachine } from "./middleware/select-machine.js";
 
 const script = { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" };
@@ -16,7 +17,10 @@ export const bootRoutes = new Hono<AppEnv>()
   })
   .get("/boot.ipxe", selectMachine, (c) => {
     const { ipxe, db, artifacts } = c.var.deps;
-    const m = c.var.machine;
+    // In an `after_approval` cluster a pre-registration or rule can only approve at boot: before the install, not after it.
+    const seen = c.var.machine;
+    const holds = seen.state === "discovered" && seen.clusterId !== null && getCluster(db, seen.clusterId)?.installPolicy === "after_approval";
+    const m = holds ? approveAtBoot(db, seen.id, { ip: c.var.sourceIp, now: c.var.deps.clock() }) : seen;
     const cluster = m.clusterId === null ? undefined : getCluster(db, m.clusterId);
     // The installer runs once per install: whatever a LAN client sends, an installed or enrolled machine boots its disk.
     switch (bootAnswer(m, cluster?.installPolicy)) {
