@@ -3,6 +3,7 @@
  * and k3s, and whether a file is there. The one place an artifact URL is built.
  */
 import type { InstallerProfile } from "../../db/schema.js";
+import { existsSync } from "node:fs";
 import { ContainedDir } from "./contained-dir.js";
 
 const absolute = /^[a-z][a-z0-9+.-]*:\/\//i;
@@ -24,9 +25,50 @@ export class Artifacts {
     return `${this.publicUrl}/artifacts/${path.split("/").map(encodeURIComponent).join("/")}${rest}`;
   }
 
-  /** True when the folder holds that file (contained: a path that leaves the folder is never there). */
+  /**
+   * True when the artifacts folder itself exists. `main` creates it at start, so in a running
+   * edgejoin it always does; an app built by a test without one skips the missing-file checks.
+   */
+  exists(): boolean {
+    // Once there, it stays (main made it): no disk lookup per boot request after the first.
+    if (!this.rootSeen) this.rootSeen = existsSync(this.dir.root);
+    return this.rootSeen;
+  }
+
+  private rootSeen = false;
+
+  /** Paths found to be files, and when: `/boot.ipxe` asks for the installer's files on every request. */
+  private readonly found = new Map<string, { at: number; checking: boolean }>();
+
+  /**
+   * True when the folder holds that file (contained: a path that leaves the folder is never there).
+   * A file once found is answered from memory; after a second the next ask re-checks it in the
+   * background (async), so a boot storm does no synchronous disk lookup per request. A missing
+   * file is looked up every time, so one an admin adds is seen at once.
+   */
   has(relative: string): boolean {
-    return this.dir.locateSync(relative.replace(/^\/+/, "").replace(/[?#].*$/, "")).kind === "file";
+    const path = relative.replace(/^\/+/, "").replace(/[?#].*$/, "");
+    const known = this.found.get(path);
+    if (known) {
+      if (!known.checking && performance.now() - known.at > 1_000) {
+        known.checking = true;
+        void this.dir.open(path).then(
+          (r) => {
+            if (r.kind === "file") {
+              void r.handle.close();
+              known.at = performance.now();
+              known.checking = false;
+            } else this.found.delete(path);
+          },
+          () => this.found.delete(path),
+        );
+      }
+      return true;
+    }
+    const isFile = this.dir.locateSync(path).kind === "file";
+    // Bounded: installer and k3s paths are few; anything past that is not worth remembering.
+    if (isFile && this.found.size < 1_024) this.found.set(path, { at: performance.now(), checking: false });
+    return isFile;
   }
 
   /**
