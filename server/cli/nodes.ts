@@ -80,11 +80,17 @@ export function registerNodes(program: Command): void {
     .addOption(new Option("--state <state>", "only machines in this state").choices(states))
     .option("--cluster <name>", "only machines of this cluster (name or id)")
     .option("-q, --query <text>", "text search over MAC, serial, hostname, model")
+    .option("--install-failed", "only machines whose installer reported a failure")
     .option("--json", "print the server's JSON")
-    .action(async (opts: { state?: string; cluster?: string; query?: string; json?: boolean }) => {
+    .action(async (opts: { state?: string; cluster?: string; query?: string; installFailed?: boolean; json?: boolean }) => {
       const client = clientFromEnv();
       const cluster = opts.cluster === undefined ? undefined : await resolveCluster(client, opts.cluster);
-      const list = await client.all<NodeView>("/api/v1/nodes", "nodes", { state: opts.state, cluster_id: cluster?.id, q: opts.query });
+      const list = await client.all<NodeView>("/api/v1/nodes", "nodes", {
+        state: opts.state,
+        cluster_id: cluster?.id,
+        q: opts.query,
+        install_failed: opts.installFailed ? "true" : undefined,
+      });
       const names = opts.json ? new Map() : await clusterNames(client);
       printList(opts, "nodes", list, nodeColumns(names), "no machines");
     });
@@ -179,11 +185,10 @@ export function registerNodes(program: Command): void {
           return;
         }
         process.stdout.write(decided(answer, what, await clusterNames(client)));
-        // Retiring a server: the server says what to remove from k3s (etcd member, node object).
-        for (const key of ["remove_from_k3s", "k3s_cleanup", "next_steps"]) {
-          const v = answer[key];
-          if (typeof v === "string") process.stdout.write(`${v}\n`);
-          else if (Array.isArray(v)) process.stdout.write(`${v.map(String).join("\n")}\n`);
+        // Retiring a machine that ran k3s: what edgejoin cannot remove from the cluster for you.
+        const removal = answer.remove_from_k3s as { node_name?: string; why?: string; commands?: unknown[] } | null | undefined;
+        if (removal && Array.isArray(removal.commands)) {
+          process.stdout.write(`remove node ${removal.node_name} from k3s: ${removal.why}\n${removal.commands.map((c) => `  ${String(c)}`).join("\n")}\n`);
         }
       });
   }

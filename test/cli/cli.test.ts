@@ -105,6 +105,9 @@ describe("edgejoin admin CLI against a running server", () => {
     expect(kinds.indexOf("boot")).toBeLessThan(kinds.indexOf("enroll"));
     expect(kinds.indexOf("enroll")).toBeLessThan(kinds.lastIndexOf("event"));
     expect(timeline).toMatch(/200 config released: role init/);
+    // Approving twice is no error: the server says it already is.
+    const again = await edgejoin(["nodes", "approve", init.mac], env);
+    expect(again).toMatchObject({ code: 0, stdout: `machine ${init.id}: machine ${init.id} is already approved (joined)\n` });
     const bySerial = await edgejoin(["nodes", "show", init.serial, "--json"], env);
     expect(JSON.parse(bySerial.stdout).node.id).toBe(init.id);
 
@@ -139,6 +142,10 @@ describe("edgejoin admin CLI against a running server", () => {
     const retired = await edgejoin(["nodes", "retire", String(listed.nodes.find((n) => n.role === "agent")!.id), "--reason", "test"], asAlice);
     expect(retired.code, retired.stderr).toBe(0);
     expect(retired.stdout).toMatch(/ retired in cluster site-a: now retired\n/);
+    // It ran k3s: the CLI says what to remove from the cluster.
+    expect(retired.stdout).toMatch(/^remove node \S+ from k3s: it was a k3s agent/m);
+    expect(retired.stdout).toMatch(/^ {2}kubectl delete node \S+$/m);
+    expect((await edgejoin(["nodes", "ls", "--install-failed"], env)).stdout).toBe("no machines\n");
     const db = new Database(join(settings.EDGEJOIN_DATA_DIR!, "edgejoin.db"), { readonly: true });
     try {
       const row = db.prepare("select actor from audit_events where action = 'machine.retired'").get() as { actor: string };
