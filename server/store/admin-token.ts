@@ -137,3 +137,16 @@ export function revokeAdminToken(db: Db, name: string, by: Actor): void {
     return undefined;
   });
 }
+
+/**
+ * The start-up call of the main.ts committed before named tokens (first start: make and store
+ * `initial` at once). Kept until the main.ts that stores it only once every listener is bound
+ * is committed; nothing else calls it.
+ * @deprecated use `hasAdminTokens`, `newAdminToken` and `storeInitialToken`.
+ */
+export function ensureAdminToken(db: Db, opts: { configured: string | undefined; now: number }): { hash: Buffer; created?: string } {
+  if (opts.configured) return { hash: hashAdminToken(opts.configured) };
+  if (hasAdminTokens(db)) return { hash: Buffer.alloc(32) };
+  const created = newAdminToken();
+  return storeInitialToken(db, created, opts.now) ? { hash: hashAdminToken(created), created } : { hash: Buffer.alloc(32) };
+}
