@@ -47,6 +47,7 @@ export const tiers = {
     "test/quorum/life.test.ts",
     "test/quorum/seats.store.test.ts",
     "test/quorum/seats.test.ts",
+    "test/security/*.app.test.ts",
     "test/openapi/openapi.test.ts",
     "test/server/config.test.ts",
     "test/server/db.test.ts",
