@@ -6,7 +6,7 @@
 import { isIP } from "node:net";
 import { z } from "zod";
 import { userDataTemplatePath } from "../render/cloud-init.js";
-import { ipxeToken, splitKernelArgs } from "../render/ipxe.js";
+import { ipxeControlWord, ipxeToken, splitKernelArgs } from "../render/ipxe.js";
 import { dnsLabelPattern, hostnamePatternProblem } from "../lifecycle/node-name.js";
 import { isIpv4Cidr } from "../policy/cidr.js";
 
@@ -96,7 +96,9 @@ export const kernelArgs = z
   .superRefine((args, ctx) => {
     if (/[^\S ]/.test(args)) ctx.addIssue({ code: "custom", message: "kernel_args are separated by single spaces only" });
     for (const arg of splitKernelArgs(args)) {
-      if (!ipxeToken.safeParse(arg).success)
+      const control = ipxeControlWord(arg);
+      if (control) ctx.addIssue({ code: "custom", message: `kernel argument ${JSON.stringify(arg.slice(0, 40))} is ${control}` });
+      else if (!ipxeToken.safeParse(arg).success)
         ctx.addIssue({
           code: "custom",
           message: `kernel argument ${JSON.stringify(arg.slice(0, 40))} may hold only URL characters (no quotes, $ or control characters)`,
