@@ -146,7 +146,9 @@ export function revokeAdminToken(db: Db, name: string, by: Actor): void {
  */
 export function ensureAdminToken(db: Db, opts: { configured: string | undefined; now: number }): { hash: Buffer; created?: string } {
   if (opts.configured) return { hash: hashAdminToken(opts.configured) };
-  if (hasAdminTokens(db)) return { hash: Buffer.alloc(32) };
+  // No SHA-256 is all zeros: the stored tokens (with `initial`) are found by name in the database.
+  const none = Buffer.alloc(32);
+  if (hasAdminTokens(db)) return { hash: none };
   const created = newAdminToken();
-  return storeInitialToken(db, created, opts.now) ? { hash: hashAdminToken(created), created } : { hash: Buffer.alloc(32) };
+  return storeInitialToken(db, created, opts.now) ? { hash: none, created } : { hash: none };
 }
