@@ -15,7 +15,7 @@ const fromInit = { incoming: { socket: { remoteAddress: "10.77.0.50", remotePort
 const caHash = "a".repeat(64);
 
 /** What k3s writes to /etc/rancher/k3s/k3s.yaml (certificates shortened). */
-export const k3sYaml = `apiVersion: v1
+const k3sYaml = `apiVersion: v1
 clusters:
 - cluster:
     certificate-authority-data: LS0tLS1CRUdJTi1DQS0tLS0t
