@@ -152,6 +152,47 @@ export const installerProfile = z
  */
 export const installPolicy = z.enum(["immediate", "after_approval"], { error: "install_policy must be immediate or after_approval" });
 
+const registryHost = z.string().regex(/^(\*|[A-Za-z0-9.-]+(:\d{1,5})?)$/, "registries: registry names are host names (docker.io, registry.local:5000) or *");
+const registryEndpoint = z
+  .string()
+  .max(2048)
+  .regex(/^https?:\/\/[^\s"']+$/, "registries: mirror endpoints are http:// or https:// URLs");
+const filePath = z
+  .string()
+  .max(4096)
+  .regex(/^\/[^\0\n]*$/, "registries: file paths must be absolute paths on the machine");
+
+/**
+ * k3s `registries.yaml` (https://docs.k3s.io/installation/private-registry): mirrors for a local
+ * registry and per-registry auth/TLS. Unknown keys are refused: containerd would skip them silently.
+ */
+export const k3sRegistries = z
+  .object({
+    mirrors: z
+      .record(
+        registryHost,
+        z.object({ endpoint: z.array(registryEndpoint).min(1).max(16), rewrite: z.record(z.string().max(512), z.string().max(512)).optional() }).strict(),
+      )
+      .optional(),
+    configs: z
+      .record(
+        registryHost,
+        z
+          .object({
+            auth: z
+              .object({ username: z.string().max(512), password: z.string().max(4096), auth: z.string().max(4096), identity_token: z.string().max(8192) })
+              .partial()
+              .strict()
+              .optional(),
+            tls: z.object({ ca_file: filePath, cert_file: filePath, key_file: filePath, insecure_skip_verify: z.boolean() }).partial().strict().optional(),
+          })
+          .strict(),
+      )
+      .optional(),
+  })
+  .strict()
+  .refine((r) => Object.keys(r.mirrors ?? {}).length + Object.keys(r.configs ?? {}).length <= 64, "registries: at most 64 entries");
+
 /** `POST /api/v1/clusters` body. */
 export const clusterCreate = z
   .object({
@@ -166,6 +207,7 @@ export const clusterCreate = z
     hostname_pattern: hostnamePattern.default("node-{mac}"),
     match_cidrs: matchCidrs.default([]),
     user_data_template: userDataTemplatePath.nullable().default(null),
+    registries: k3sRegistries.nullable().default(null),
     install_policy: installPolicy.default("immediate"),
   })
   .strict();
@@ -184,6 +226,7 @@ export const clusterPatch = z
     hostname_pattern: hostnamePattern,
     match_cidrs: matchCidrs,
     user_data_template: userDataTemplatePath.nullable(),
+    registries: k3sRegistries.nullable(),
     install_policy: installPolicy,
   })
   .partial()

@@ -2,6 +2,7 @@
 import { Hono } from "hono";
 import type { AppEnv } from "../context.js";
 import { bootAnswer } from "../lifecycle/machine.js";
+import { missingInstallerFiles } from "../clusters/artifacts.js";
 import { ApiError } from "../errors.js";
 import { getCluster } from "../store/clusters.js";
 import { approveAtBoot } from "../store/policy.js";
@@ -37,6 +38,20 @@ export const bootRoutes = new Hono<AppEnv>()
     }
     if (!cluster) {
       return c.body(ipxe.message(`no cluster for machine ${m.mac}`, ["Create a default cluster in edgejoin, then reboot this machine."]), 200, script);
+    }
+    // A kernel or initrd that is not there would 404 inside iPXE and loop "retrying" with nothing logged.
+    const missing = artifacts.exists() ? missingInstallerFiles(cluster, (p) => artifacts.has(p)) : [];
+    if (missing.length > 0) {
+      c.var.deps.logger.warn({ cluster: cluster.name, mac: m.mac, missing }, `cannot install ${m.mac}: the artifacts folder lacks ${missing.join(", ")}`);
+      const shown = missing[0]!.replace(/[^A-Za-z0-9 .,:()'/_-]/g, "_").slice(0, 120);
+      return c.body(
+        ipxe.message(`the installer of cluster ${cluster.name} is missing`, [
+          `edgejoin has no ${shown} in its artifacts folder.`,
+          "An admin must add it, then power this machine on again.",
+        ]),
+        200,
+        script,
+      );
     }
     try {
       return c.body(ipxe.install({ mac: m.mac, cluster: cluster.name, installer: artifacts.resolveInstaller(cluster.installer) }), 200, script);

@@ -5,10 +5,20 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { Hono } from "hono";
-import type { AppEnv } from "../context.js";
+import type { AppEnv, Deps } from "../context.js";
 import { ApiError } from "../errors.js";
 import { clusterCreate, clusterPatch, type ClusterPatch } from "../clusters/spec.js";
-import { createCluster, defaultInstaller, getCluster, listClustersPage, updateCluster, type ClusterFields, type ClusterRow } from "../store/clusters.js";
+import { checkArtifacts, neededArtifacts, type ArtifactReport } from "../clusters/artifacts.js";
+import {
+  clusterArches,
+  createCluster,
+  defaultInstaller,
+  getCluster,
+  listClustersPage,
+  updateCluster,
+  type ClusterFields,
+  type ClusterRow,
+} from "../store/clusters.js";
 import { getQuorum } from "../store/quorum.js";
 import { reformCluster } from "../store/reform.js";
 import { adminActor, adminAuth } from "./middleware/admin-auth.js";
@@ -31,7 +41,10 @@ function present(c: ClusterRow) {
     match_cidrs: c.matchCidrs,
     user_data_template: c.userDataTemplate,
     install_policy: c.installPolicy,
+    registries: c.registries,
     ca_hash: c.caHash,
+    // When the init server handed in the admin kubeconfig (GET .../kubeconfig); never the file itself here.
+    kubeconfig_at: c.kubeconfigAt === null ? null : new Date(c.kubeconfigAt).toISOString(),
     created_at: new Date(c.createdAt).toISOString(),
     updated_at: new Date(c.updatedAt).toISOString(),
   };
@@ -51,6 +64,7 @@ function toFields(p: ClusterPatch): Partial<ClusterFields> {
   if (p.match_cidrs !== undefined) f.matchCidrs = p.match_cidrs;
   if (p.user_data_template !== undefined) f.userDataTemplate = p.user_data_template;
   if (p.install_policy !== undefined) f.installPolicy = p.install_policy;
+  if (p.registries !== undefined) f.registries = p.registries;
   return f;
 }
 
@@ -59,6 +73,22 @@ function requireTemplate(templatesDir: string, path: string | null | undefined):
   if (!path) return;
   if (!existsSync(join(templatesDir, `${path}.mustache`))) {
     throw new ApiError("validation_failed", `user_data_template: there is no ${path}.mustache in the templates folder`);
+  }
+}
+
+/** Which files under /artifacts/ the cluster needs for its version and its machines' architectures, and which are missing. */
+function artifactReport(deps: Deps, row: ClusterRow): ArtifactReport {
+  return checkArtifacts(neededArtifacts(row, clusterArches(deps.db, row.id)), (p) => deps.artifacts.has(p), row.installer.mirror_url);
+}
+
+/** Say at once, in the log, what a created or changed cluster still lacks: the exact paths to fill. */
+function warnMissing(deps: Deps, row: ClusterRow): void {
+  const { missing } = artifactReport(deps, row);
+  if (missing.length > 0) {
+    deps.logger.warn(
+      { cluster: row.name, missing, artifactsDir: deps.config.artifactsDir },
+      `cluster ${row.name} lacks files in the artifacts folder: ${missing.join(", ")}`,
+    );
   }
 }
 
@@ -86,16 +116,18 @@ export const clusterRoutes = new Hono<AppEnv>()
         matchCidrs: body.match_cidrs,
         userDataTemplate: body.user_data_template,
         installPolicy: body.install_policy,
+        registries: body.registries,
       },
       { now: clock(), actor: adminActor(c), sourceIp: c.var.sourceIp || null },
     );
+    warnMissing(c.var.deps, row);
     return c.json(present(row), 201);
   })
   .get("/api/v1/clusters/:id", adminAuth, validate("param", idParam), (c) => {
     const { id } = c.req.valid("param");
     const row = getCluster(c.var.deps.db, id);
     if (!row) throw new ApiError("not_found", `no cluster ${id}`);
-    return c.json(present(row));
+    return c.json({ ...present(row), artifacts: artifactReport(c.var.deps, row) });
   })
   .patch("/api/v1/clusters/:id", limitJsonBody, adminAuth, validate("param", idParam), validate("json", clusterPatch), (c) => {
     const { db, clock, config } = c.var.deps;
@@ -103,6 +135,7 @@ export const clusterRoutes = new Hono<AppEnv>()
     const change = toFields(c.req.valid("json"));
     requireTemplate(config.templatesDir, change.userDataTemplate);
     const row = updateCluster(db, id, change, { now: clock(), actor: adminActor(c), sourceIp: c.var.sourceIp || null });
+    warnMissing(c.var.deps, row);
     return c.json(present(row));
   })
   .get("/api/v1/clusters/:id/quorum", adminAuth, validate("param", idParam), (c) => {

@@ -28,7 +28,9 @@ const quorumClock = (deps: Deps) => ({ now: deps.clock(), leaseNow: deps.leaseCl
 export function answerConfigRequest(deps: Deps, machine: Pick<MachineRow, "id">, from?: NodeRequestFrom): NodeConfigDecision {
   const answer = claimSeat(deps.db, machine.id, quorumClock(deps), from);
   if (answer.kind === "wait") return answer;
-  return { kind: "config", body: renderNodeConfig({ ...answer, artifacts: deps.artifacts }) };
+  const { publicUrl, syslogPort } = deps.config;
+  const syslog = syslogPort === undefined ? null : `${new URL(publicUrl).hostname}:${syslogPort}`;
+  return { kind: "config", body: renderNodeConfig({ ...answer, artifacts: deps.artifacts, syslog }) };
 }
 
 /** A progress report from a machine's agent, applied to its seat; the stored event comes back. */

@@ -7,6 +7,8 @@
 import type { ClusterRow, MachineRow } from "../../db/schema.js";
 import type { MachineRole } from "../lifecycle/machine.js";
 import { expandHostnamePattern } from "../lifecycle/node-name.js";
+import { stringify } from "yaml";
+import { airgapImagePaths, k3sArch } from "../clusters/artifacts.js";
 import { k3sCommandFor, renderK3sConfig, type K3sConfigForm } from "./k3s-config.js";
 
 /** The public install script, used when the artifacts folder has none. */
@@ -32,6 +34,8 @@ export type InstallSpec = {
   script_url: string;
   binary_url: string | null;
   env: { INSTALL_K3S_VERSION: string; INSTALL_K3S_EXEC: "server" | "agent"; INSTALL_K3S_SKIP_DOWNLOAD?: "true" };
+  /** The k3s air-gap images tarball for this machine's arch; the agent puts it in /var/lib/rancher/k3s/agent/images/ before k3s starts. */
+  airgap_images_url: string | null;
 };
 
 /** The `200` body. */
@@ -40,6 +44,10 @@ export type NodeConfigBody = {
   k3s_version: string;
   install: InstallSpec;
   config_yaml: string;
+  /** The cluster's k3s registries.yaml (registry mirrors), written by the agent to /etc/rancher/k3s/registries.yaml; null = none. */
+  registries_yaml: string | null;
+  /** `host:port` of edgejoin's syslog receiver, where the agent also sends its log lines; null = off. */
+  syslog: string | null;
 };
 
 /** What the body needs to know about the artifacts folder. */
@@ -71,6 +79,8 @@ export function renderNodeConfig(o: {
   machine: MachineRow & { role: MachineRole };
   servers: MachineRow[];
   artifacts: ArtifactLookup;
+  /** `host:port` of the syslog receiver, when it is on. */
+  syslog?: string | null;
 }): NodeConfigBody {
   const { cluster, machine, servers, artifacts } = o;
   const form = formFor(machine.role, machine.id, servers);
@@ -89,6 +99,7 @@ export function renderNodeConfig(o: {
   const script = k3sArtifacts.installScript;
   const binary = k3sArtifacts.binary(cluster.k3sVersion, machine.arch);
   const binaryUrl = artifacts.has(binary) ? artifacts.url(binary) : null;
+  const images = airgapImagePaths(cluster.k3sVersion, k3sArch(machine.arch)).find((p) => artifacts.has(p));
   return {
     role: machine.role,
     k3s_version: cluster.k3sVersion,
@@ -101,7 +112,11 @@ export function renderNodeConfig(o: {
         // The script then installs the binary the agent placed instead of fetching one from GitHub.
         ...(binaryUrl ? { INSTALL_K3S_SKIP_DOWNLOAD: "true" as const } : {}),
       },
+      airgap_images_url: images ? artifacts.url(images) : null,
     },
     config_yaml: configYaml,
+    // Serialized as data: a mirror URL or password can never break out into YAML structure.
+    registries_yaml: cluster.registries ? stringify(cluster.registries) : null,
+    syslog: o.syslog ?? null,
   };
 }

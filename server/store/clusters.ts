@@ -1,13 +1,14 @@
 /** Clusters: the default one made at first start, and which cluster a machine belongs to. */
 import { randomBytes } from "node:crypto";
-import { and, count, eq, inArray } from "drizzle-orm";
+import { and, count, eq, inArray, sql } from "drizzle-orm";
 import type { Db, Queryable } from "../../db/client.js";
-import { clusters, machines, type ClusterRow, type InstallerProfile } from "../../db/schema.js";
+import { clusters, machines, type ClusterRow, type InstallerProfile, type K3sRegistries } from "../../db/schema.js";
 import { refuse } from "../errors.js";
 import type { InstallPolicy } from "../lifecycle/machine.js";
 import { ipv4InCidr } from "../policy/cidr.js";
 import { recordAudit } from "./audit.js";
 import { fetchSize, pageOf, pastCursor, type Page, type PageRequest } from "./pagination.js";
+import { prepared } from "./prepared.js";
 import { transact } from "./transaction.js";
 
 export type { ClusterRow } from "../../db/schema.js";
@@ -59,8 +60,15 @@ export function ensureDefaultCluster(db: Db, opts: { k3sVersion: string; now: nu
   });
 }
 
+const clusterById = (q: Queryable) =>
+  q
+    .select()
+    .from(clusters)
+    .where(eq(clusters.id, sql.placeholder("id")))
+    .prepare();
+
 export function getCluster(db: Queryable, id: number): ClusterRow | undefined {
-  return db.select().from(clusters).where(eq(clusters.id, id)).get();
+  return prepared(db, clusterById).get({ id });
 }
 
 export function listClusters(db: Queryable): ClusterRow[] {
@@ -97,6 +105,8 @@ export type ClusterFields = {
   matchCidrs: string[];
   userDataTemplate: string | null;
   installPolicy: InstallPolicy;
+  /** k3s registries.yaml as data; null or left out = none. */
+  registries?: K3sRegistries | null;
 };
 
 type ClusterAudit = { now: number; actor: string; sourceIp?: string | null };
@@ -181,4 +191,14 @@ export function updateCluster(db: Db, id: number, change: Partial<ClusterFields>
     });
     return row;
   });
+}
+
+/** The architectures a cluster's machines reported (iPXE `${buildarch}` or the agent's), for its artifact check. */
+export function clusterArches(db: Queryable, clusterId: number): string[] {
+  return db
+    .selectDistinct({ arch: machines.arch })
+    .from(machines)
+    .where(eq(machines.clusterId, clusterId))
+    .all()
+    .flatMap((r) => (r.arch ? [r.arch] : []));
 }

@@ -27,7 +27,17 @@ DMI_DIR=${EDGEJOIN_AGENT_DMI_DIR:-/sys/class/dmi/id}
 RESP="$STATE_DIR/response.json"
 HTTP_STATUS=000
 
-log() { printf 'edgejoin-agent: %s\n' "$*" >&2; }
+# host:port of edgejoin's syslog receiver, once a config named it (kept for the next boots).
+SYSLOG_TARGET=$(head -n 1 "$STATE_DIR/syslog" 2>/dev/null | tr -d '\r\n')
+case $SYSLOG_TARGET in *[!A-Za-z0-9.:-]* | *:*:* | :* | *:) SYSLOG_TARGET="" ;; esac
+
+# Lines also go to edgejoin's syslog receiver when util-linux logger is there: best effort, never fatal.
+log() {
+	printf 'edgejoin-agent: %s\n' "$*" >&2
+	if [ -n "$SYSLOG_TARGET" ] && command -v logger >/dev/null 2>&1; then
+		logger -d -n "${SYSLOG_TARGET%:*}" -P "${SYSLOG_TARGET##*:}" -t edgejoin-agent -- "$*" 2>/dev/null || true
+	fi
+}
 
 die() {
 	status=$1
@@ -324,6 +334,17 @@ install_k3s() {
 	mkdir -p "$(dirname "$K3S_CONFIG")"
 	cp "$STATE_DIR/k3s-config.yaml" "$K3S_CONFIG.tmp" && chmod 0600 "$K3S_CONFIG.tmp" && mv "$K3S_CONFIG.tmp" "$K3S_CONFIG" ||
 		die 1 "cannot write $K3S_CONFIG"
+	# The cluster's registry mirrors (air-gapped sites): written or removed with every config.
+	registries="$(dirname "$K3S_CONFIG")/registries.yaml"
+	if json_get registries_yaml <"$STATE_DIR/config.json" >"$STATE_DIR/registries.yaml"; then
+		cp "$STATE_DIR/registries.yaml" "$registries.tmp" && chmod 0600 "$registries.tmp" && mv "$registries.tmp" "$registries" ||
+			die 1 "cannot write $registries"
+	else
+		rm -f "$registries"
+	fi
+	if target=$(json_get syslog <"$STATE_DIR/config.json"); then
+		case $target in *[!A-Za-z0-9.:-]*) ;; *) printf '%s\n' "$target" >"$STATE_DIR/syslog" && SYSLOG_TARGET=$target ;; esac
+	fi
 
 	digest=$(sha256sum "$STATE_DIR/config.json" | cut -d ' ' -f 1)
 	if [ "$(state_value installed 2>/dev/null)" = "$digest" ] && [ -x "$BIN_DIR/k3s" ]; then
@@ -336,6 +357,15 @@ install_k3s() {
 		report failed "cannot download the install script"
 		die 1 "cannot download $script_url"
 	}
+	# Air-gap images go where k3s imports them at start, before k3s ever starts.
+	images_url=$(json_get install.airgap_images_url <"$STATE_DIR/config.json") || images_url=""
+	if [ -n "$images_url" ]; then
+		mkdir -p "$K3S_DATA/agent/images"
+		download "$images_url" "$K3S_DATA/agent/images/${images_url##*/}" || {
+			report failed "cannot download the k3s air-gap images"
+			die 1 "cannot download $images_url"
+		}
+	fi
 	mkdir -p "$BIN_DIR"
 	if [ -n "$binary_url" ]; then
 		download "$binary_url" "$BIN_DIR/k3s" && chmod 0755 "$BIN_DIR/k3s" || {

@@ -87,8 +87,9 @@ describe("installer URLs in /boot.ipxe", () => {
     expect(script).toContain("url=http://mirror.example/ubuntu-24.04/ubuntu/ubuntu-live-server-amd64.iso");
   });
 
-  it("no mirror configured → /artifacts/ URLs even for missing files", async () => {
+  it("no mirror configured and the initrd missing → a console message naming the file, no kernel that would 404", async () => {
     const script = await (await app().app.request(`/boot.ipxe?${identity}`)).text();
-    expect(script).toContain("initrd --name initrd http://10.77.0.1:8080/artifacts/ubuntu/casper/initrd");
+    expect(script).toContain("echo edgejoin has no ubuntu/casper/initrd in its artifacts folder.");
+    expect(script).not.toContain("kernel ");
   });
 });
