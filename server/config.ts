@@ -80,6 +80,14 @@ const envSchema = z.object({
   EDGEJOIN_TEMPLATES_DIR: z.string().min(1).optional(),
   EDGEJOIN_ADMIN_TOKEN: z.string().min(24, "EDGEJOIN_ADMIN_TOKEN must be at least 24 characters; generate one with `openssl rand -hex 32`").optional(),
   EDGEJOIN_PROXY_DHCP: onOff("EDGEJOIN_PROXY_DHCP").default(false),
+  /** Interfaces whose subnets ProxyDHCP answers (comma-separated names); unset = every non-loopback IPv4 one. */
+  EDGEJOIN_PROXY_DHCP_INTERFACES: z
+    .string()
+    .regex(/^[A-Za-z0-9_.:@-]+(,[A-Za-z0-9_.:@-]+)*$/, "EDGEJOIN_PROXY_DHCP_INTERFACES must be interface names separated by commas, e.g. eth0,br-site")
+    .transform((v) => v.split(","))
+    .optional(),
+  /** The iPXE binary x86-64 UEFI machines get: snponly.efi uses the firmware's NIC driver, ipxe.efi its own. */
+  EDGEJOIN_IPXE_EFI: z.enum(["snponly.efi", "ipxe.efi"], { error: "EDGEJOIN_IPXE_EFI must be snponly.efi or ipxe.efi" }).default("snponly.efi"),
   EDGEJOIN_SYSLOG_PORT: port("EDGEJOIN_SYSLOG_PORT").optional(),
   // Issued when the installer fetches user-data, spent when the installed system first boots and
   // the agent enrolls: a whole OS install lies between, and an Ubuntu autoinstall from a slow
@@ -190,6 +198,9 @@ export type Config = {
   templatesDir: string;
   adminToken: string | undefined;
   proxyDhcp: boolean;
+  /** Interface names ProxyDHCP answers on; undefined = every non-loopback IPv4 interface. */
+  proxyDhcpInterfaces: string[] | undefined;
+  ipxeEfi: "snponly.efi" | "ipxe.efi";
   syslogPort: number | undefined;
   tokenTtlMs: number;
   credentialTtlMs: number;
@@ -253,15 +264,6 @@ export function loadConfig(env: Record<string, string | undefined>, deriveAddres
     throw new ConfigError(`bad setting ${message} (got ${JSON.stringify(merged[key])})`);
   }
   const e = parsed.data;
-  // Accepted names from the contract whose servers are not built yet: refusing beats a silent no-op.
-  if (e.EDGEJOIN_PROXY_DHCP) {
-    throw new ConfigError(
-      "EDGEJOIN_PROXY_DHCP=on: edgejoin's ProxyDHCP is not available in this version; set it to off and configure the site's DHCP server as the README shows",
-    );
-  }
-  if (e.EDGEJOIN_SYSLOG_PORT !== undefined) {
-    throw new ConfigError("EDGEJOIN_SYSLOG_PORT: the installer syslog receiver is not available in this version; unset it");
-  }
   let publicUrl = e.EDGEJOIN_PUBLIC_URL;
   let publicUrlDerived = false;
   if (!publicUrl) {
@@ -302,6 +304,8 @@ export function loadConfig(env: Record<string, string | undefined>, deriveAddres
     templatesDir: e.EDGEJOIN_TEMPLATES_DIR ?? new URL("../templates", import.meta.url).pathname,
     adminToken: e.EDGEJOIN_ADMIN_TOKEN,
     proxyDhcp: e.EDGEJOIN_PROXY_DHCP,
+    proxyDhcpInterfaces: e.EDGEJOIN_PROXY_DHCP_INTERFACES,
+    ipxeEfi: e.EDGEJOIN_IPXE_EFI,
     syslogPort: e.EDGEJOIN_SYSLOG_PORT,
     tokenTtlMs: e.EDGEJOIN_TOKEN_TTL,
     credentialTtlMs: e.EDGEJOIN_CREDENTIAL_TTL,

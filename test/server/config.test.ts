@@ -163,8 +163,9 @@ describe("loadConfig", () => {
     ["EDGEJOIN_ADMIN_TOKEN", "short"],
     ["EDGEJOIN_LOG_LEVEL", "loud"],
     ["EDGEJOIN_K3S_VERSION", "latest"],
-    ["EDGEJOIN_PROXY_DHCP", "on"],
-    ["EDGEJOIN_SYSLOG_PORT", "514"],
+    ["EDGEJOIN_SYSLOG_PORT", "0"],
+    ["EDGEJOIN_PROXY_DHCP_INTERFACES", "eth0;rm -rf"],
+    ["EDGEJOIN_IPXE_EFI", "grub.efi"],
   ])("%s=%s → one line naming the setting", (key, value) => {
     let error: unknown;
     try {
@@ -176,6 +177,26 @@ describe("loadConfig", () => {
     const message = (error as Error).message;
     expect(message).toContain(key);
     expect(message).not.toContain("\n");
+  });
+
+  it("ProxyDHCP and syslog settings → parsed: on, interface list, UEFI binary, syslog port", () => {
+    const c = loadConfig(
+      {
+        EDGEJOIN_PUBLIC_URL: "http://10.0.0.5:8080",
+        EDGEJOIN_PROXY_DHCP: "on",
+        EDGEJOIN_PROXY_DHCP_INTERFACES: "eth0,br-site",
+        EDGEJOIN_IPXE_EFI: "ipxe.efi",
+        EDGEJOIN_SYSLOG_PORT: "5514",
+      },
+      noAddress,
+    );
+    expect(c).toMatchObject({ proxyDhcp: true, proxyDhcpInterfaces: ["eth0", "br-site"], ipxeEfi: "ipxe.efi", syslogPort: 5514 });
+    expect(loadConfig({ EDGEJOIN_PUBLIC_URL: "http://10.0.0.5:8080" }, noAddress)).toMatchObject({
+      proxyDhcp: false,
+      proxyDhcpInterfaces: undefined,
+      ipxeEfi: "snponly.efi",
+      syslogPort: undefined,
+    });
   });
 
   it("EDGEJOIN_CONFIG names a JSON file → its settings apply, the environment wins over it", () => {
