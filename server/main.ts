@@ -3,6 +3,7 @@
  * `process.env`, binds a port or handles a signal.
  */
 import { chmodSync, mkdirSync } from "node:fs";
+import { networkInterfaces } from "node:os";
 import { createServer as createHttpsServer } from "node:https";
 import { X509Certificate } from "node:crypto";
 import { pathToFileURL } from "node:url";
@@ -12,16 +13,55 @@ import { openDb } from "../db/client.js";
 import { createApp, makeDeps } from "./app.js";
 import { runCli } from "./cli.js";
 import { ConfigError, loadConfig, type Config } from "./config.js";
-import { ensureDefaultCluster } from "./store/clusters.js";
-import { ensureAdminToken } from "./store/admin-token.js";
+import { clusterArches, ensureDefaultCluster, listClusters } from "./store/clusters.js";
+import { checkArtifacts, neededArtifacts } from "./clusters/artifacts.js";
+import { hasAdminTokens, newAdminToken, storeInitialToken } from "./store/admin-token.js";
 import { loadKeyring } from "./store/keys.js";
+import { recordTftpTransfer } from "./store/timeline.js";
 import { describeBootFiles, startTftpServer, type TftpServer } from "./tftp/server.js";
+import { ARM64_BINARY } from "./dhcp/proxy.js";
+import { startProxyDhcp, type ProxyDhcpServer } from "./dhcp/server.js";
+import { defaultAddress, subnetsOf } from "./dhcp/subnets.js";
+import { startSyslogReceiver } from "./syslog/server.js";
+import { fileSyslog } from "./store/syslog.js";
+import { ContainedDir } from "./files/contained-dir.js";
 import { loadNodeTls, TlsSetupError, urlHost, type NodeTls } from "./tls/ca.js";
 
 /** Print one line and exit: how every start-up failure an operator can fix is reported. */
 function fatal(line: string): never {
   process.stderr.write(`edgejoin: ${line}\n`);
   process.exit(1);
+}
+
+/** ProxyDHCP on UDP 67 and 4011 (bound on every address: PXE DISCOVERs are broadcasts). */
+async function startProxyDhcpOrExit(config: Config, logger: pino.Logger): Promise<ProxyDhcpServer> {
+  const subnets = subnetsOf(config.proxyDhcpInterfaces, networkInterfaces());
+  if (typeof subnets === "string") fatal(subnets);
+  const arm64 = new ContainedDir(config.bootDir).locateSync(ARM64_BINARY).kind === "file" ? ARM64_BINARY : undefined;
+  try {
+    const server = await startProxyDhcp({
+      host: "0.0.0.0",
+      dhcpPort: 67,
+      pxePort: 4011,
+      clientPort: 68,
+      broadcastAddress: "255.255.255.255",
+      settings: {
+        publicUrl: config.publicUrl,
+        subnets,
+        defaultAddress: defaultAddress(config.publicUrl, subnets),
+        uefiBinary: config.ipxeEfi,
+        arm64Binary: arm64,
+      },
+      logger,
+    });
+    logger.info({ subnets: subnets.map((n) => `${n.address}/${n.prefix}`), uefi: config.ipxeEfi, arm64: arm64 ?? null }, "ProxyDHCP is answering PXE clients");
+    return server;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    fatal(
+      `cannot bind ProxyDHCP on UDP 67 and 4011 (${code}): run as root or with CAP_NET_BIND_SERVICE, stop the other DHCP/ProxyDHCP server on this host, or set EDGEJOIN_PROXY_DHCP=off`,
+    );
+  }
 }
 
 function listenHttp(app: ReturnType<typeof createApp>, config: Config): Promise<ServerType> {
@@ -69,6 +109,8 @@ export async function serve(env: Record<string, string | undefined> = process.en
   chmodSync(config.dataDir, 0o700);
   const db = openDb(`${config.dataDir}/edgejoin.db`);
   ensureDefaultCluster(db, { k3sVersion: config.k3sVersion, now: Date.now() });
+  // The artifacts folder always exists in a running edgejoin, so /boot.ipxe can tell "missing" from "not managed".
+  mkdirSync(config.artifactsDir, { recursive: true });
 
   const keys = loadKeyring(db, {
     dataDir: config.dataDir,
@@ -83,14 +125,8 @@ export async function serve(env: Record<string, string | undefined> = process.en
     );
   }
   if (keys.pruned.length > 0) logger.info({ kids: keys.pruned }, "dropped retired signing keys whose tokens have all expired");
-  const admin = ensureAdminToken(db, { configured: config.adminToken, now: Date.now() });
-  if (admin.created) {
-    // Shown once, straight to stderr and never through the logger: only its hash is kept.
-    process.stderr.write(
-      `\nedgejoin: no EDGEJOIN_ADMIN_TOKEN was set, so this first start made an admin token.\n` +
-        `edgejoin: it is shown only now; keep it (it is stored hashed and cannot be shown again):\n\n    ${admin.created}\n\n`,
-    );
-  }
+  // Made now, stored and shown only once every listener is bound: a start that fails uses nothing up.
+  const initialToken = config.adminToken || hasAdminTokens(db) ? undefined : newAdminToken();
 
   let nodeTls: Awaited<ReturnType<typeof loadNodeTls>>;
   try {
@@ -104,7 +140,7 @@ export async function serve(env: Record<string, string | undefined> = process.en
   if (nodeTls.madeCa) logger.info({ dir: nodeTls.dir, caSha256: caFingerprint }, "made edgejoin's CA for the node API");
   if (nodeTls.serverIssued) logger.info({ host: urlHost(config.nodeUrl), why: nodeTls.serverIssued }, "issued a new server certificate for the node API");
 
-  const deps = makeDeps({ db, config, logger, keyring: keys.keyring, caCertPem: nodeTls.tls.caCertPem, adminTokenHash: admin.hash });
+  const deps = makeDeps({ db, config, logger, keyring: keys.keyring, caCertPem: nodeTls.tls.caCertPem });
   // Why /readyz answers 503 as far as the listeners go: machines cannot netboot without TFTP.
   let notReady: string | undefined = "TFTP is not bound yet";
   deps.readiness = () => (notReady === undefined ? { ready: true } : { ready: false, reason: notReady });
@@ -117,6 +153,16 @@ export async function serve(env: Record<string, string | undefined> = process.en
     else logger.warn({ file: f.name }, `TFTP cannot serve ${f.name}: run \`apt-get install ipxe\`, or put your own build in ${config.bootDir}`);
   }
 
+  for (const cluster of listClusters(db)) {
+    const { missing } = checkArtifacts(neededArtifacts(cluster, clusterArches(db, cluster.id)), (p) => deps.artifacts.has(p), cluster.installer.mirror_url);
+    if (missing.length > 0) {
+      logger.warn(
+        { cluster: cluster.name, missing, artifactsDir: config.artifactsDir },
+        `cluster ${cluster.name} lacks files in the artifacts folder: ${missing.join(", ")}`,
+      );
+    }
+  }
+
   let tftp: TftpServer;
   try {
     tftp = await startTftpServer({
@@ -126,7 +172,11 @@ export async function serve(env: Record<string, string | undefined> = process.en
       ipxeDir: config.ipxeDir,
       // iPXE builds that look for autoexec.ipxe get the same chain a bare /boot.ipxe answers.
       dynamicFile: (name: string) => (name === "autoexec.ipxe" ? Buffer.from(deps.ipxe.chain()) : undefined),
-      onTransfer: (result, bytes) => deps.metrics.tftpTransfer(result, bytes),
+      onTransfer: (result, bytes, transfer) => {
+        deps.metrics.tftpTransfer(result, bytes);
+        // Filed by address: a machine's timeline shows the transfers from the addresses it used.
+        if (result !== "size_probe") recordTftpTransfer(db, { ...transfer, result, bytes, at: Date.now() });
+      },
       logger,
     });
   } catch (err) {
@@ -142,6 +192,20 @@ export async function serve(env: Record<string, string | undefined> = process.en
     throw err;
   }
 
+  const proxyDhcp = config.proxyDhcp ? await startProxyDhcpOrExit(config, logger) : undefined;
+  const syslogPort = config.syslogPort;
+  const syslog =
+    syslogPort === undefined
+      ? undefined
+      : await startSyslogReceiver({
+          host: "0.0.0.0",
+          port: syslogPort,
+          file: (sourceIp, line) => fileSyslog(db, { sourceIp, line, now: Date.now() }) !== undefined,
+          logger,
+        }).catch((err: NodeJS.ErrnoException) =>
+          fatal(`cannot bind the syslog receiver on UDP ${syslogPort} (${err.code}): free the port, pick another EDGEJOIN_SYSLOG_PORT, or unset it`),
+        );
+
   notReady = undefined;
 
   let http: ServerType;
@@ -156,6 +220,14 @@ export async function serve(env: Record<string, string | undefined> = process.en
   } catch (err) {
     fatal(`cannot bind HTTPS on ${config.httpsHost}:${config.httpsPort} (${(err as NodeJS.ErrnoException).code}): set EDGEJOIN_HTTPS_PORT to a free port`);
   }
+  if (initialToken !== undefined && storeInitialToken(db, initialToken, Date.now())) {
+    // Shown once, straight to stderr and never through the logger: only its hash is kept.
+    process.stderr.write(
+      `\nedgejoin: no EDGEJOIN_ADMIN_TOKEN was set, so this first start made the admin token "initial".\n` +
+        `edgejoin: it is shown only now; keep it (it is stored hashed and cannot be shown again;\n` +
+        `edgejoin: \`edgejoin tokens reset-initial\`, run where the data folder is, replaces a lost one):\n\n    ${initialToken}\n\n`,
+    );
+  }
   logger.info(
     { publicUrl: config.publicUrl, nodeUrl: config.nodeUrl, http: config.httpPort, https: config.httpsPort, tftp: tftp.port, caSha256: caFingerprint },
     "edgejoin is serving",
@@ -165,6 +237,8 @@ export async function serve(env: Record<string, string | undefined> = process.en
     logger.info({ signal }, "stopping");
     notReady = "edgejoin is stopping";
     await tftp.close();
+    await proxyDhcp?.close();
+    await syslog?.close();
     http.close();
     https.close();
     db.$client.close();
