@@ -5,9 +5,7 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv, MachineRow } from "../context.js";
-import { machineStates, rolePreferences } from "../lifecycle/machine.js";
-import { nodeLabels } from "../clusters/spec.js";
-import { dnsLabelPattern } from "../lifecycle/node-name.js";
+import { machineStates } from "../lifecycle/machine.js";
 import { listAudit } from "../store/audit.js";
 import { rotateSigningKey } from "../store/keys.js";
 import { approveMachine, reinstallMachine, rejectMachine, retireMachine } from "../store/decisions.js";
@@ -18,6 +16,7 @@ import { adminActor, adminAuth } from "./middleware/admin-auth.js";
 import { machineFromRef, machineRefParam } from "./middleware/machine-ref.js";
 import { pageBody, pagedQuery, pageRequest } from "./middleware/pagination.js";
 import { limitJsonBody, validate } from "./middleware/validate.js";
+import { approveBody, reasonBody } from "./schemas/decisions.js";
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
@@ -72,29 +71,6 @@ const listQuery = pagedQuery({
   install_failed: z.enum(["true", "false"], { error: "install_failed must be true or false" }).optional(),
 });
 
-const approveBody = z
-  .object({
-    cluster_id: z.number().int().positive().optional(),
-    role: z.enum(rolePreferences).default("auto"),
-    hostname: z
-      .string()
-      .regex(dnsLabelPattern, "hostname must be an RFC 1123 label: 1-63 lower-case letters, digits or '-', starting and ending with a letter or digit")
-      .optional(),
-    labels: nodeLabels.optional(),
-    dismiss_conflicts: z.boolean().default(false),
-  })
-  .strict();
-
-const rejectBody = z
-  .object({
-    reason: z
-      .string()
-      .max(500)
-      .regex(/^[^\x00-\x1f\x7f]*$/, "reason must be one line of text")
-      .optional(),
-  })
-  .strict();
-
 /** The machine the path's `:id` names: an id, a MAC or a serial. */
 function mustGetMachine(c: { var: AppEnv["Variables"] }, ref: string): MachineRow {
   return machineFromRef(c.var.deps.db, ref);
@@ -144,7 +120,7 @@ export const adminRoutes = new Hono<AppEnv>()
     );
     return c.json(nodeView(machine));
   })
-  .post("/api/v1/nodes/:id/reject", limitJsonBody, adminAuth, validate("param", machineRefParam), validate("json", rejectBody), (c) => {
+  .post("/api/v1/nodes/:id/reject", limitJsonBody, adminAuth, validate("param", machineRefParam), validate("json", reasonBody), (c) => {
     const { db, clock } = c.var.deps;
     const machine = rejectMachine(db, mustGetMachine(c, c.req.valid("param").id).id, {
       reason: c.req.valid("json").reason,
@@ -154,7 +130,7 @@ export const adminRoutes = new Hono<AppEnv>()
     });
     return c.json(nodeView(machine));
   })
-  .post("/api/v1/nodes/:id/retire", limitJsonBody, adminAuth, validate("param", machineRefParam), validate("json", rejectBody), (c) => {
+  .post("/api/v1/nodes/:id/retire", limitJsonBody, adminAuth, validate("param", machineRefParam), validate("json", reasonBody), (c) => {
     const before = mustGetMachine(c, c.req.valid("param").id);
     // Its seat goes back to the quorum for the next machine.
     const machine = retireMachine(c.var.deps.db, before.id, {
@@ -166,7 +142,7 @@ export const adminRoutes = new Hono<AppEnv>()
     // edgejoin cannot reach into k3s: say what the admin removes there (null when it never ran k3s).
     return c.json({ ...nodeView(machine), remove_from_k3s: before.state === "retired" ? null : k3sRemovalFor(before, before.role) });
   })
-  .post("/api/v1/nodes/:id/reinstall", limitJsonBody, adminAuth, validate("param", machineRefParam), validate("json", rejectBody), (c) => {
+  .post("/api/v1/nodes/:id/reinstall", limitJsonBody, adminAuth, validate("param", machineRefParam), validate("json", reasonBody), (c) => {
     // Credentials revoked, seat kept or freed by the quorum rules, the installer served on its next PXE boot, one new enrollment allowed.
     const machine = reinstallMachine(c.var.deps.db, mustGetMachine(c, c.req.valid("param").id).id, {
       now: c.var.deps.clock(),

@@ -62,6 +62,19 @@ describe("console pages", () => {
     expect(html).toContain("machine.discovered");
     expect(html).toContain(`action="/ui/machines/${machine.id}/approve"`);
     expect(html).toContain(`action="/ui/machines/${machine.id}/reject"`);
+    // A joined machine can be reinstalled from its page: it goes back to pending for a new install.
+    db.run(sql`update machines set state = 'failed' where id = ${machine.id}`);
+    const failed = await (await app.request(`/ui/machines/${machine.id}`, { headers: { cookie } })).text();
+    expect(failed).toContain(`action="/ui/machines/${machine.id}/reinstall"`);
+    const csrf = /name="_csrf" value="([^"]+)"/.exec(failed)![1]!;
+    const reinstall = await app.request(`/ui/machines/${machine.id}/reinstall`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded", cookie },
+      body: new URLSearchParams({ _csrf: csrf, from: "machine" }).toString(),
+    });
+    expect(reinstall.status).toBe(303);
+    expect(reinstall.headers.get("location")).toMatch(new RegExp(`^/ui/machines/${machine.id}\\?done=`));
+    expect(db.get<{ state: string }>(sql`select state from machines where id = ${machine.id}`)!.state).toBe("pending");
     db.run(sql`update machines set state = 'retired' where id = ${machine.id}`);
     const retired = await (await app.request(`/ui/machines/${machine.id}`, { headers: { cookie } })).text();
     expect(retired).not.toContain(`action="/ui/machines/${machine.id}/retire"`);

@@ -50,7 +50,7 @@ export function machineView(deps: Deps, chrome: Chrome, id: number, notice?: str
     cluster: m.clusterId === null ? undefined : getCluster(deps.db, m.clusterId),
     clusters: listClusters(deps.db),
     timeline,
-    can: { approve: allows("approve", m), reject: allows("reject", m), retire: allows("retire", m), reinstall: false },
+    can: { approve: allows("approve", m), reject: allows("reject", m), retire: allows("retire", m), reinstall: allows("reinstall", m) },
   };
 }
 

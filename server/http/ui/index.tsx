@@ -7,10 +7,10 @@ import { readFileSync } from "node:fs";
 import { Hono } from "hono";
 import { z } from "zod";
 import { ApiError } from "../../errors.js";
-import { dnsLabelPattern } from "../../lifecycle/node-name.js";
-import { approveMachine, rejectMachine, retireMachine } from "../../store/decisions.js";
+import { approveMachine, reinstallMachine, rejectMachine, retireMachine } from "../../store/decisions.js";
 import { consoleHeaders } from "../middleware/console-headers.js";
 import { idParam } from "../middleware/validate.js";
+import { approveBody } from "../schemas/decisions.js";
 import { clusterView, dashboardView, machineView } from "./data.js";
 import { Dashboard } from "./dashboard.js";
 import type { Chrome } from "./layout.js";
@@ -24,17 +24,18 @@ const staticFiles = new Map(
   ].map(([name, type]) => [name!, { type: type!, body: readFileSync(new URL(`./static/${name}`, import.meta.url)) }]),
 );
 
-const formText = (v: unknown) => (typeof v === "string" ? v.trim() : undefined);
-
-/** The approve form: the API's approve fields, as a browser posts them. */
-const approveForm = z.object({
-  cluster_id: z.coerce.number().int().positive("choose a cluster"),
-  hostname: z.string().regex(dnsLabelPattern, "hostname must be an RFC 1123 label: 1-63 lower-case letters, digits or '-'").optional(),
-});
-
-function parseForm<S extends z.ZodType>(schema: S, raw: Record<string, unknown>): z.output<S> {
-  const picked = Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, formText(Array.isArray(v) ? v[0] : v) || undefined]));
-  const parsed = schema.safeParse(picked);
+/**
+ * A posted approve form as the admin API's approve body, checked with that same schema: the
+ * console accepts exactly what `POST /api/v1/nodes/:id/approve` accepts.
+ */
+function approvalOf(form: Record<string, unknown>): z.output<typeof approveBody> {
+  const text = (v: unknown) => (typeof v === "string" && v.trim() !== "" ? v.trim() : undefined);
+  const cluster = text(form.cluster_id);
+  const parsed = approveBody.safeParse({
+    cluster_id: cluster !== undefined && /^\d{1,15}$/.test(cluster) ? Number(cluster) : cluster,
+    hostname: text(form.hostname),
+    dismiss_conflicts: form.dismiss_conflicts === "true",
+  });
   if (!parsed.success) {
     const i = parsed.error.issues[0]!;
     throw new ApiError("validation_failed", `${i.path.join(".") || "form"}: ${i.message}`);
@@ -86,12 +87,12 @@ export const uiRoutes = new Hono<UiEnv>()
     const body = await c.req.parseBody({ all: true });
     const ids = [body.ids ?? []].flat().map((v) => (typeof v === "string" && /^[1-9]\d{0,14}$/.test(v) ? Number(v) : Number.NaN));
     if (ids.length === 0 || ids.some(Number.isNaN)) throw new ApiError("validation_failed", "tick at least one machine to approve");
-    const form = parseForm(approveForm, { cluster_id: body.cluster_id });
+    const form = approvalOf({ cluster_id: body.cluster_id });
     const { db, clock } = c.var.deps;
     const refused: string[] = [];
     for (const id of ids.slice(0, 1000)) {
       try {
-        approveMachine(db, id, { clusterId: form.cluster_id, role: "auto" }, { actor: actorOf(c), sourceIp: c.var.sourceIp, now: clock() });
+        approveMachine(db, id, { clusterId: form.cluster_id, role: form.role }, { actor: actorOf(c), sourceIp: c.var.sourceIp, now: clock() });
       } catch (err) {
         if (!(err instanceof ApiError)) throw err;
         refused.push(`${id}: ${err.message}`);
@@ -100,7 +101,7 @@ export const uiRoutes = new Hono<UiEnv>()
     const done = `approved ${ids.length - refused.length} of ${ids.length}${refused.length ? `; refused ${refused.join("; ")}` : ""}`;
     return c.redirect(back("/ui", done), 303);
   })
-  .post("/ui/machines/:id/:decision{approve|reject|retire}", requireSession, async (c) => {
+  .post("/ui/machines/:id/:decision{approve|reject|retire|reinstall}", requireSession, async (c) => {
     const { id } = idParam.parse({ id: c.req.param("id") });
     const decision = c.req.param("decision");
     const { db, clock } = c.var.deps;
@@ -108,10 +109,12 @@ export const uiRoutes = new Hono<UiEnv>()
     const body = await c.req.parseBody();
     let m: { mac: string; state: string };
     if (decision === "approve") {
-      const form = parseForm(approveForm, { cluster_id: body.cluster_id, hostname: body.hostname });
-      m = approveMachine(db, id, { clusterId: form.cluster_id, role: "auto", hostname: form.hostname }, who);
+      const form = approvalOf(body);
+      m = approveMachine(db, id, { clusterId: form.cluster_id, role: form.role, hostname: form.hostname, dismissConflicts: form.dismiss_conflicts }, who);
     } else if (decision === "reject") {
       m = rejectMachine(db, id, who);
+    } else if (decision === "reinstall") {
+      m = reinstallMachine(db, id, who);
     } else {
       m = retireMachine(db, id, who);
     }
