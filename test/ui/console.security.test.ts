@@ -98,6 +98,26 @@ describe("console sign-in and CSRF", () => {
     expect(actor).toBe("admin:env");
   });
 
+  it("a named token's session acts as admin:<name>; revoking the token ends its sessions", async () => {
+    const { app, db } = makeTestApp();
+    const admin = { authorization: `Bearer ${testAdminToken}`, "content-type": "application/json" };
+    const made = await app.request("/api/v1/tokens", { method: "POST", headers: admin, body: JSON.stringify({ name: "alice" }) });
+    expect(made.status).toBe(201);
+    const alice = ((await made.json()) as { token: string }).token;
+    const { machine } = recordSighting(db, { mac: "52:54:00:00:00:03" }, { now: 1, ip: "10.0.0.7", via: "boot" });
+    db.run(sql`update machines set state = 'pending' where id = ${machine.id}`);
+    const cookie = (await signIn(app, alice)).cookie!;
+    const ok = await app.request(`/ui/machines/${machine.id}/reject`, {
+      method: "POST",
+      headers: formHeaders(cookie),
+      body: form({ _csrf: await csrfOf(app, cookie) }),
+    });
+    expect(ok.status).toBe(303);
+    expect(db.get<{ actor: string }>(sql`select actor from audit_events where action = 'machine.rejected'`)!.actor).toBe("admin:alice");
+    expect((await app.request("/api/v1/tokens/alice", { method: "DELETE", headers: admin })).status).toBeLessThan(300);
+    expect((await app.request("/ui", { headers: { cookie } })).status).toBe(303);
+  });
+
   it("sign-out ends the session server-side: the old cookie is sent to sign in again", async () => {
     const { app } = makeTestApp();
     const cookie = (await signIn(app)).cookie!;
