@@ -137,18 +137,3 @@ export function revokeAdminToken(db: Db, name: string, by: Actor): void {
     return undefined;
   });
 }
-
-/**
- * The start-up call of the main.ts committed before named tokens (first start: make and store
- * `initial` at once). Kept until the main.ts that stores it only once every listener is bound
- * is committed; nothing else calls it.
- * @deprecated use `hasAdminTokens`, `newAdminToken` and `storeInitialToken`.
- */
-export function ensureAdminToken(db: Db, opts: { configured: string | undefined; now: number }): { hash: Buffer; created?: string } {
-  if (opts.configured) return { hash: hashAdminToken(opts.configured) };
-  // No SHA-256 is all zeros: the stored tokens (with `initial`) are found by name in the database.
-  const none = Buffer.alloc(32);
-  if (hasAdminTokens(db)) return { hash: none };
-  const created = newAdminToken();
-  return storeInitialToken(db, created, opts.now) ? { hash: none, created } : { hash: none };
-}
