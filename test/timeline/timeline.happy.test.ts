@@ -77,11 +77,13 @@ describe("a machine's timeline", () => {
     expect(JSON.stringify(t.db.select().from(timelineEntries).all())).not.toMatch(/token|K10/);
   });
 
-  it("unknown machine → 404; no admin token → 401; bad id → 422", async () => {
+  it("unknown machine → 404; no admin token → 401; a malformed reference → 422", async () => {
     const t = makeTestApp();
     expect((await t.app.request("/api/v1/nodes/99/timeline", { headers: admin })).status).toBe(404);
     expect((await t.app.request("/api/v1/nodes/1/timeline")).status).toBe(401);
-    expect((await t.app.request("/api/v1/nodes/abc/timeline", { headers: admin })).status).toBe(422);
+    // `abc` could be a serial (a machine is named by id, MAC or serial): none has it.
+    expect((await t.app.request("/api/v1/nodes/abc/timeline", { headers: admin })).status).toBe(404);
+    expect((await t.app.request("/api/v1/nodes/a%20b/timeline", { headers: admin })).status).toBe(422);
   });
 
   it("installer webhook and agent events appear as installer and event lines", async () => {
