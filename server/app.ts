@@ -136,7 +136,10 @@ export function createApp(input: AppInput | Deps) {
   app.route("/", metricsRoutes);
   app.route("/", uiRoutes);
   // Read lazily: every route mounted here, before or after it, is in the document.
-  app.route("/", openApiRoutes(() => app.routes));
+  app.route(
+    "/",
+    openApiRoutes(() => app.routes),
+  );
   app.route("/", bootRoutes);
   app.route("/", cloudInitRoutes);
   app.route("/", installProgressRoutes);
