@@ -1,5 +1,5 @@
 /** Machines: first sight, later sightings, lookups, the inventory, node names, progress events. */
-import { and, desc, eq, isNull, ne } from "drizzle-orm";
+import { and, desc, eq, isNull, ne, sql } from "drizzle-orm";
 import type { Db, Queryable } from "../../db/client.js";
 import { machines, nodeEvents, type MachineRow, type ReportedSighting } from "../../db/schema.js";
 import { next, type MachineEvent, type MachineState, type LifecycleView } from "../lifecycle/machine.js";
@@ -7,6 +7,7 @@ import { chooseNodeName } from "../lifecycle/node-name.js";
 import { refuse } from "../errors.js";
 import { recordAudit } from "./audit.js";
 import { matchCluster } from "./clusters.js";
+import { prepared } from "./prepared.js";
 import { transact } from "./transaction.js";
 
 /** What a machine says about itself when it boots (already validated and normalized). */
@@ -20,12 +21,47 @@ export type MachineIdentity = {
   platform?: string | undefined;
 };
 
+const byMac = (q: Queryable) =>
+  q
+    .select()
+    .from(machines)
+    .where(eq(machines.mac, sql.placeholder("mac")))
+    .prepare();
+const byId = (q: Queryable) =>
+  q
+    .select()
+    .from(machines)
+    .where(eq(machines.id, sql.placeholder("id")))
+    .prepare();
+const refreshSighting = (q: Queryable) =>
+  q
+    .update(machines)
+    // drizzle wraps a placeholder in `set` with the column's encoder (JSON here) but its types do not say so.
+    .set({ reported: sql.placeholder("reported") as unknown as ReportedSighting, lastSeenAt: sql.placeholder("lastSeenAt") as unknown as number })
+    .where(eq(machines.id, sql.placeholder("id")))
+    .returning()
+    .prepare();
+const nameHolder = (q: Queryable) =>
+  q
+    .select({ id: machines.id })
+    .from(machines)
+    .where(
+      and(
+        eq(machines.hostname, sql.placeholder("name")),
+        ne(machines.id, sql.placeholder("exceptId")),
+        ne(machines.state, "retired"),
+        eq(machines.clusterId, sql.placeholder("clusterId")),
+      ),
+    )
+    .limit(1)
+    .prepare();
+
 export function getMachineByMac(db: Queryable, mac: string): MachineRow | undefined {
-  return db.select().from(machines).where(eq(machines.mac, mac)).get();
+  return prepared(db, byMac).get({ mac });
 }
 
 export function getMachine(db: Queryable, id: number): MachineRow | undefined {
-  return db.select().from(machines).where(eq(machines.id, id)).get();
+  return prepared(db, byId).get({ id });
 }
 
 /**
@@ -59,7 +95,9 @@ export function recordSighting(
   return transact(db, (tx) => {
     const existing = getMachineByMac(tx, identity.mac);
     // Empty values (iPXE sends `serial=` when SMBIOS has none) say nothing.
-    const said = Object.fromEntries(identityFields.flatMap((k) => (identity[k] ? [[k, identity[k]]] : []))) as Partial<Record<(typeof identityFields)[number], string>>;
+    const said = Object.fromEntries(identityFields.flatMap((k) => (identity[k] ? [[k, identity[k]]] : []))) as Partial<
+      Record<(typeof identityFields)[number], string>
+    >;
     if (existing) {
       const reported: ReportedSighting = { at: sighting.now, via: sighting.via, ip: sighting.ip || null, ...said };
       const differs = [
@@ -68,7 +106,7 @@ export function recordSighting(
       ];
       const before = existing.reported;
       const isNew = !before || identityFields.some((k) => before[k] !== reported[k]) || before.ip !== reported.ip;
-      const machine = tx.update(machines).set({ reported, lastSeenAt: sighting.now }).where(eq(machines.id, existing.id)).returning().get();
+      const machine = prepared(tx, refreshSighting).get({ reported, lastSeenAt: sighting.now, id: existing.id })!;
       if (differs.length > 0 && isNew && (limits.mayAudit?.(existing.id) ?? true)) {
         recordAudit(tx, {
           at: sighting.now,
@@ -88,7 +126,10 @@ export function recordSighting(
       return { machine, created: false };
     }
     if (limits.mayCreate && !limits.mayCreate()) {
-      return refuse("rate_limited", "too many new machines were seen lately (from this address or in total); this one is not recorded yet: try again in a minute");
+      return refuse(
+        "rate_limited",
+        "too many new machines were seen lately (from this address or in total); this one is not recorded yet: try again in a minute",
+      );
     }
     const cluster = matchCluster(tx, sighting.ip);
     const machine = tx
@@ -138,6 +179,7 @@ export function listMachines(db: Queryable, filter: { state?: MachineState | und
 
 /** The scope of the naming rule: another live (not retired) machine of the same cluster holds `name`. */
 export function nameTakenIn(db: Queryable, clusterId: number | null, name: string, exceptId: number): { id: number } | undefined {
+  if (clusterId !== null) return prepared(db, nameHolder).get({ name, exceptId, clusterId });
   return db
     .select({ id: machines.id })
     .from(machines)
