@@ -187,10 +187,7 @@ export function seedCarriesAgent(m: InstallView): boolean {
 export type StopCode = "machine_rejected" | "machine_retired" | "seat_revoked" | "invalid_state";
 
 /** The join gate: what a machine with a valid node credential gets when it asks for its config. */
-export type ConfigGate =
-  | { kind: "stop"; code: StopCode; message: string }
-  | { kind: "wait"; reason: "pending_approval" | "conflict" }
-  | { kind: "ask_quorum" };
+export type ConfigGate = { kind: "stop"; code: StopCode; message: string } | { kind: "wait"; reason: "pending_approval" | "conflict" } | { kind: "ask_quorum" };
 
 /** The join gate's view: seat revocations, cluster membership and conflicts matter beside the state. */
 export type ConfigGateView = LifecycleView & { seatRevokedAt: number | null; clusterId: number | null; conflicts?: readonly unknown[] };

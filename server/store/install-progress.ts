@@ -23,7 +23,10 @@ function progressKey(db: Queryable): Buffer {
   if (row) return Buffer.from(row.value, "base64url");
   const key = randomBytes(32);
   // Two first uses racing: the first insert wins and both read it back.
-  db.insert(settings).values({ key: keySetting, value: key.toString("base64url") }).onConflictDoNothing().run();
+  db.insert(settings)
+    .values({ key: keySetting, value: key.toString("base64url") })
+    .onConflictDoNothing()
+    .run();
   return Buffer.from(db.select().from(settings).where(eq(settings.key, keySetting)).get()!.value, "base64url");
 }
 
@@ -111,7 +114,12 @@ function trimInstallerEvents(tx: Queryable, machineId: number): void {
       .run();
   }
   const logs = and(mine, eq(nodeEvents.type, "log"));
-  let bytes = tx.select({ n: sql<number>`coalesce(sum(length(cast(${nodeEvents.detail} as blob))), 0)` }).from(nodeEvents).where(logs).get()?.n ?? 0;
+  let bytes =
+    tx
+      .select({ n: sql<number>`coalesce(sum(length(cast(${nodeEvents.detail} as blob))), 0)` })
+      .from(nodeEvents)
+      .where(logs)
+      .get()?.n ?? 0;
   while (bytes > installerBounds.logBytes) {
     const oldest = tx
       .select({ id: nodeEvents.id, n: sql<number>`length(cast(${nodeEvents.detail} as blob))` })

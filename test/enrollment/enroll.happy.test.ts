@@ -52,16 +52,19 @@ describe("POST /api/v1/enroll", () => {
     expect(await waiting.json()).toMatchObject({ reason: "conflict" });
   });
 
-  it.each(["approved", "provisioning", "joined"] as const)("enroll of a %s machine in the same install → 409 already_enrolled, state, seat and credential kept", async (state) => {
-    const t = makeTestApp();
-    const first = await discoverAndEnroll(t);
-    t.db.update(machines).set({ state, role: "agent", roleAssignedAt: t.clock() }).where(eq(machines.id, first.node_id)).run();
-    const { token } = await tokenFor(t);
-    const res = await enroll(t, token);
-    expect(res.status).toBe(409);
-    expect(t.db.select().from(machines).get()).toMatchObject({ state, role: "agent", credentialGeneration: 0 });
-    expect(t.db.select().from(auditEvents).where(eq(auditEvents.action, "enroll.conflict")).all()).toHaveLength(1);
-  });
+  it.each(["approved", "provisioning", "joined"] as const)(
+    "enroll of a %s machine in the same install → 409 already_enrolled, state, seat and credential kept",
+    async (state) => {
+      const t = makeTestApp();
+      const first = await discoverAndEnroll(t);
+      t.db.update(machines).set({ state, role: "agent", roleAssignedAt: t.clock() }).where(eq(machines.id, first.node_id)).run();
+      const { token } = await tokenFor(t);
+      const res = await enroll(t, token);
+      expect(res.status).toBe(409);
+      expect(t.db.select().from(machines).get()).toMatchObject({ state, role: "agent", credentialGeneration: 0 });
+      expect(t.db.select().from(auditEvents).where(eq(auditEvents.action, "enroll.conflict")).all()).toHaveLength(1);
+    },
+  );
 
   it("re-enroll of a failed machine (it installed again) → same node, pending, seat kept for an agent, earlier credential revoked", async () => {
     const t = makeTestApp();

@@ -38,10 +38,7 @@ export class LoopbackClient {
     };
     return new Promise((resolve, reject) => {
       const options = { method, headers, localAddress: this.localAddress, timeout: 15_000 };
-      const req =
-        url.protocol === "https:"
-          ? https.request(url, { ...options, ca: this.#ca() }, collect)
-          : http.request(url, options, collect);
+      const req = url.protocol === "https:" ? https.request(url, { ...options, ca: this.#ca() }, collect) : http.request(url, options, collect);
       function collect(res: http.IncomingMessage) {
         const chunks: Buffer[] = [];
         res.on("data", (c: Buffer) => chunks.push(c));

@@ -298,7 +298,11 @@ describe("unbounded anonymous storage", () => {
       clock,
       logger: pino({ level: "silent" }),
       caCertPem: testCaCertPem,
-      anonymousLimits: { newMachinesPerSource: { burst: 50, perMinute: 1 }, newMachinesTotal: { burst: 80, perMinute: 1 }, refusalAuditsPerMachine: { burst: 5, perMinute: 1 } },
+      anonymousLimits: {
+        newMachinesPerSource: { burst: 50, perMinute: 1 },
+        newMachinesTotal: { burst: 80, perMinute: 1 },
+        refusalAuditsPerMachine: { burst: 5, perMinute: 1 },
+      },
     });
     const app = asOverTls(createApp(deps));
     return { app, db, config, clock, deps, keyring: deps.keyring } as TestApp;

@@ -79,7 +79,10 @@ describe("a LAN neighbour on 127.0.0.2 against a real edgejoin", () => {
     // The second attempt is a new conflict: the machine gets no k3s secrets until the admin looked (a denial it sees).
     const held = await real.get("/api/v1/node/config", { headers: init.auth });
     expect([held.status, held.json().reason]).toEqual([202, "conflict"]);
-    expect((await real.post(`/api/v1/nodes/${init.id}/approve`, { dismiss_conflicts: true }, { admin: true })).json()).toMatchObject({ state: "joined", conflicts: [] });
+    expect((await real.post(`/api/v1/nodes/${init.id}/approve`, { dismiss_conflicts: true }, { admin: true })).json()).toMatchObject({
+      state: "joined",
+      conflicts: [],
+    });
     expect((await real.get("/api/v1/node/config", { headers: init.auth })).status).toBe(200);
 
     // The next machine joins the real init, not the neighbour's address, and gets the x86 binary.
