@@ -1,24 +1,23 @@
 /** `GET /api/v1/nodes/:id/syslog`: what a machine logged while booting and installing (admin, paged, oldest first). */
 import { Hono } from "hono";
 import type { AppEnv } from "../context.js";
-import { ApiError } from "../errors.js";
-import { getMachine } from "../store/machines.js";
 import { listSyslog } from "../store/syslog.js";
 import { adminAuth } from "./middleware/admin-auth.js";
 import { pageBody, pagedQuery, pageRequest } from "./middleware/pagination.js";
-import { idParam, validate } from "./middleware/validate.js";
+import { machineFromRef, machineRefParam } from "./middleware/machine-ref.js";
+import { validate } from "./middleware/validate.js";
 
 const severities = ["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"] as const;
 
 export const syslogRoutes = new Hono<AppEnv>().get(
   "/api/v1/nodes/:id/syslog",
   adminAuth,
-  validate("param", idParam),
+  validate("param", machineRefParam),
   validate("query", pagedQuery({})),
   (c) => {
     const { db } = c.var.deps;
-    const id = c.req.valid("param").id;
-    if (!getMachine(db, id)) throw new ApiError("not_found", `no machine with id ${id}`);
+    // By id, MAC or serial, as every node route.
+    const { id } = machineFromRef(db, c.req.valid("param").id);
     const page = listSyslog(db, id, pageRequest(c.req.valid("query")));
     return c.json(
       pageBody("lines", page, (r) => ({
