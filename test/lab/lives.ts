@@ -183,7 +183,8 @@ export async function runOneMachineLife(ml: MachineLab): Promise<LifeReport> {
   const neighbour = await bootNeighbour(ml, { victimMac: mac, tap: 4 });
   try {
     await followInstaller(ml, m1);
-    const id = await approveWhenPending(ml, m1, 300_000);
+    // From the installer's reboot: PXE, local disk (after the firmware's HTTP boot timeout), the installed system's first boot.
+    const id = await approveWhenPending(ml, m1, 420_000);
     await waitForState(ml, m1, "joined", 300_000);
     // The agent writes its `joined` marker right after `ready` is accepted; give it that moment.
     await new Promise((r) => setTimeout(r, 5_000));

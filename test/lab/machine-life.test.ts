@@ -59,7 +59,8 @@ describe("machine lab: whole lives under real firmware, kernel and cloud-init", 
     expect(report.renderedConfig).toMatch(/^cluster-init: true$/m);
     expect(report.diskCaHash, "sha256 of the guest's server-ca.crt").toBe(report.clusterCaHash);
     expect(report.agentStatus).toBe("joined init");
-  }, 480_000);
+    // The installer, a second PXE boot (its firmware's HTTP boot timeout included) and the whole life under TCG.
+  }, 900_000);
 
   it("three machines powered on 8 s apart, cluster of 3 servers → one init, two joining servers released one at a time, all joined, quorum ok", async () => {
     const report: QuorumReport = await guarded(() => runThreeServerQuorum(ml!));
