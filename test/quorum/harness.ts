@@ -5,7 +5,7 @@
  * the real agent does. Approval is done by the test through the admin API as machines enroll: no backdoor.
  */
 import { request as httpRequest } from "node:http";
-import { request as httpsRequest } from "node:https";
+import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { join } from "node:path";
 import { parse } from "yaml";
 import { loopbackSettings, spawnServer, stopServer, waitHealthy, type ServerRun } from "../helpers/server-process.js";
@@ -18,7 +18,7 @@ import { testCaHash, testMac } from "./fixtures.js";
 export function httpExchange(
   method: string,
   url: string,
-  o: { headers?: Record<string, string>; body?: string | undefined; timeoutMs: number; ca?: string | undefined },
+  o: { headers?: Record<string, string>; body?: string | undefined; timeoutMs: number; ca?: string | undefined; agent?: HttpsAgent | undefined },
 ): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     // https trusts only the CA given (edgejoin's), never the system's store.
@@ -29,7 +29,9 @@ export function httpExchange(
       res.on("end", () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString("utf8") }));
       res.on("error", reject);
     };
-    const req = url.startsWith("https:") ? httpsRequest(url, { ...options, ca: o.ca ?? [] }, onResponse) : httpRequest(url, options, onResponse);
+    const req = url.startsWith("https:")
+      ? httpsRequest(url, { ...options, agent: o.agent ?? false, ca: o.ca ?? [] }, onResponse)
+      : httpRequest(url, options, onResponse);
     req.on("timeout", () => req.destroy(Object.assign(new Error("request timed out"), { code: "ETIMEDOUT" })));
     req.on("error", reject);
     req.end(o.body);
@@ -105,7 +107,7 @@ export type MachineTrace = {
   mac: string;
   nodeId?: number;
   /** Where its agent talks to the node API and the CA it trusts there, from its user-data. */
-  node?: { url: string; ca: string };
+  node?: { url: string; ca: string; agent: HttpsAgent };
   roles: Set<string>;
   /** The first 200 config body. */
   config?: { role: string; k3s_version: string; install: { env: Record<string, string> }; config_yaml: string };
@@ -169,7 +171,7 @@ export async function runStorm(o: StormOptions): Promise<{ traces: MachineTrace[
   async function call(
     method: string,
     path: string,
-    opts: { body?: unknown; headers?: Record<string, string>; node?: { url: string; ca: string } | undefined } = {},
+    opts: { body?: unknown; headers?: Record<string, string>; node?: MachineTrace["node"] } = {},
   ) {
     for (;;) {
       if (Date.now() > deadline) throw new Error(`storm deadline passed during ${method} ${path}`);
@@ -182,6 +184,7 @@ export async function runStorm(o: StormOptions): Promise<{ traces: MachineTrace[
           body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
           timeoutMs: 60_000,
           ca: opts.node?.ca,
+          agent: opts.node?.agent,
         });
         const text = res.text;
         stats.status[res.status] = (stats.status[res.status] ?? 0) + 1;
@@ -208,7 +211,12 @@ export async function runStorm(o: StormOptions): Promise<{ traces: MachineTrace[
       const ud = await call("GET", `/cloud-init/${t.mac}/user-data`);
       if (ud.status !== 200) throw new Error(`user-data for ${t.mac}: ${ud.status} ${ud.text.slice(0, 200)}`);
       const agent = agentFilesOf(ud.text);
-      t.node = { url: agent.nodeUrl, ca: agent.ca };
+      t.node?.agent.destroy();
+      // One kept-alive TLS connection per machine: the server still makes a handshake for every
+      // machine, but the runner does not pay the client side of thousands more, which on a real
+      // site each machine's own CPU pays. Closed by the client after 2 s idle, before the server's
+      // 5 s keep-alive timeout, so no request meets a connection the server is closing.
+      t.node = { url: agent.nodeUrl, ca: agent.ca, agent: new HttpsAgent({ keepAlive: true, maxSockets: 1, timeout: 2_000, ca: agent.ca }) };
       const res = await call("POST", "/api/v1/enroll", { body: { token: agent.token, mac: t.mac, arch: "x86_64" }, node: t.node });
       // The first attempt may have spent the token before the server died: fetch a fresh one.
       if (res.status === 409 && res.json().error === "token_replayed") {
@@ -291,6 +299,7 @@ export async function runStorm(o: StormOptions): Promise<{ traces: MachineTrace[
     reEnrolls: 0,
   }));
   const results = await Promise.allSettled(traces.map((t) => life(t)));
+  for (const t of traces) t.node?.agent.destroy();
   stats.seconds = Math.round((performance.now() - started) / 100) / 10;
   const failures = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
   if (failures.length > 0) {
