@@ -62,6 +62,7 @@ export const tiers = {
     "test/tokens/*.test.ts",
     "test/timeline/*.test.ts",
     "test/kubeconfig/*.test.ts",
+    "test/backup/*.test.ts",
   ],
   integration: [
     "test/cli/*.test.ts",
