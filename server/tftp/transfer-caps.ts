@@ -11,8 +11,11 @@ export type TransferCapLimits = { total: number; perClient: number };
 
 export const DEFAULT_TRANSFER_CAPS: TransferCapLimits = { total: 128, perClient: 8 };
 
-/** A request the package has not handed over within this long never will (it answered it an error itself). */
-const HANDOVER_MS = 2_000;
+/**
+ * A request the package has not handed over within this long never will (it refused it with an
+ * error packet itself): binding the transfer's socket takes well under a millisecond.
+ */
+const HANDOVER_MS = 250;
 
 /** What is in flight, and whether one more request may start. */
 export class TransferCaps {
