@@ -19,7 +19,7 @@ import { hasAdminTokens, newAdminToken, storeInitialToken } from "./store/admin-
 import { loadKeyring } from "./store/keys.js";
 import { recordTftpTransfer } from "./store/timeline.js";
 import { describeBootFiles, startTftpServer, type TftpServer } from "./tftp/server.js";
-import { ARM64_BINARY } from "./dhcp/proxy.js";
+import { ARM64_BINARY, type ProxySettings } from "./dhcp/proxy.js";
 import { startProxyDhcp, type ProxyDhcpServer } from "./dhcp/server.js";
 import { defaultAddress, subnetsOf } from "./dhcp/subnets.js";
 import { startSyslogReceiver } from "./syslog/server.js";
@@ -35,9 +35,20 @@ function fatal(line: string): never {
 
 /** ProxyDHCP on UDP 67 and 4011 (bound on every address: PXE DISCOVERs are broadcasts). */
 async function startProxyDhcpOrExit(config: Config, logger: pino.Logger): Promise<ProxyDhcpServer> {
-  const subnets = subnetsOf(config.proxyDhcpInterfaces, networkInterfaces());
-  if (typeof subnets === "string") fatal(subnets);
   const arm64 = new ContainedDir(config.bootDir).locateSync(ARM64_BINARY).kind === "file" ? ARM64_BINARY : undefined;
+  const build = (): ProxySettings | string => {
+    const subnets = subnetsOf(config.proxyDhcpInterfaces, networkInterfaces());
+    if (typeof subnets === "string") return subnets;
+    return { publicUrl: config.publicUrl, subnets, defaultAddress: defaultAddress(config.publicUrl, subnets), uefiBinary: config.ipxeEfi, arm64Binary: arm64 };
+  };
+  // Node lists only interfaces that are up and running: a bridge whose ports are all down has no
+  // address yet. Read them again at most every 5 s instead of refusing to start.
+  let cached = { at: Date.now(), settings: build() };
+  const settings = () => {
+    if (Date.now() - cached.at > 5_000) cached = { at: Date.now(), settings: build() };
+    return cached.settings;
+  };
+  if (typeof cached.settings === "string") logger.warn({ reason: cached.settings }, "ProxyDHCP answers nobody until this is fixed");
   try {
     const server = await startProxyDhcp({
       host: "0.0.0.0",
@@ -45,16 +56,14 @@ async function startProxyDhcpOrExit(config: Config, logger: pino.Logger): Promis
       pxePort: 4011,
       clientPort: 68,
       broadcastAddress: "255.255.255.255",
-      settings: {
-        publicUrl: config.publicUrl,
-        subnets,
-        defaultAddress: defaultAddress(config.publicUrl, subnets),
-        uefiBinary: config.ipxeEfi,
-        arm64Binary: arm64,
-      },
+      settings,
       logger,
     });
-    logger.info({ subnets: subnets.map((n) => `${n.address}/${n.prefix}`), uefi: config.ipxeEfi, arm64: arm64 ?? null }, "ProxyDHCP is answering PXE clients");
+    const now = cached.settings;
+    logger.info(
+      { subnets: typeof now === "string" ? [] : now.subnets.map((n) => `${n.address}/${n.prefix}`), uefi: config.ipxeEfi, arm64: arm64 ?? null },
+      "ProxyDHCP is answering PXE clients",
+    );
     return server;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;

@@ -4,7 +4,7 @@
  */
 import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
 import { decodePacket, encodePacket, hardwareAddress } from "./packet.js";
-import { answerProxyDhcp, type ProxySettings } from "./proxy.js";
+import { answerProxyDhcp, type ProxySettings, type Subnet } from "./proxy.js";
 
 /** The few log calls the listener makes; pino's logger fits. */
 export type ProtocolLog = Record<"debug" | "info" | "warn" | "error", (details: object, message: string) => void>;
@@ -20,7 +20,11 @@ export type ProxyDhcpOptions = {
   /** Where broadcast replies go: 68 and 255.255.255.255 on a real network. */
   clientPort: number;
   broadcastAddress: string;
-  settings: ProxySettings;
+  /**
+   * Current settings, asked per packet (main caches them briefly): interfaces come and go, and a
+   * bridge without a running port has no usable address yet. A string says why nothing is answered now.
+   */
+  settings: () => ProxySettings | string;
   logger: ProtocolLog;
 };
 
@@ -35,6 +39,16 @@ function bind(socket: Socket, host: string, port: number): Promise<void> {
       resolve();
     });
   });
+}
+
+/** The broadcast address of the subnet `address` belongs to (10.0.0.5 in /24 → 10.0.0.255). */
+export function directedBroadcast(address: string, subnets: readonly Subnet[]): string | undefined {
+  const subnet = subnets.find((n) => n.address === address);
+  if (!subnet || subnet.prefix >= 31) return undefined;
+  const ip = address.split(".").reduce((n, part) => n * 256 + Number(part), 0);
+  const host = 2 ** (32 - subnet.prefix) - 1;
+  const b = ip - (ip % (host + 1)) + host;
+  return [24, 16, 8, 0].map((shift) => Math.floor(b / 2 ** shift) % 256).join(".");
 }
 
 /** Bind both sockets and answer PXE clients until closed. */
@@ -52,7 +66,13 @@ export async function startProxyDhcp(opts: ProxyDhcpOptions): Promise<ProxyDhcpS
         opts.logger.debug({ from: rinfo.address, bytes: msg.length, reason: packet }, "dropped a malformed DHCP packet");
         return;
       }
-      const answer = answerProxyDhcp(packet, port, rinfo.address, opts.settings);
+      const settings = opts.settings();
+      if (typeof settings === "string") {
+        stats.ignored++;
+        opts.logger.debug({ mac: hardwareAddress(packet), reason: settings }, "ProxyDHCP cannot answer yet");
+        return;
+      }
+      const answer = answerProxyDhcp(packet, port, rinfo.address, settings);
       if (typeof answer === "string") {
         stats.ignored++;
         if (answer !== "not-pxe" && answer !== "for-another-server") {
@@ -73,6 +93,11 @@ export async function startProxyDhcp(opts: ProxyDhcpOptions): Promise<ProxyDhcpS
           opts.logger.warn({ err, to: address }, "ProxyDHCP reply not sent");
         }
       });
+      // Node cannot pick the interface of a 255.255.255.255 send (no IP_PKTINFO): Linux sends it along
+      // the default route, or fails without one. The subnet's own broadcast address leaves by the
+      // right interface as an Ethernet broadcast, which clients without an address take too.
+      const directed = answer.to === "broadcast" ? directedBroadcast(answer.reply.siaddr, settings.subnets) : undefined;
+      if (directed && directed !== address) socket.send(bytes, toPort, directed, () => undefined);
       stats.answered++;
       opts.logger.info(
         { mac: hardwareAddress(packet), from: rinfo.address, port: port === "dhcp" ? opts.dhcpPort : opts.pxePort, bootFile: answer.bootFile },

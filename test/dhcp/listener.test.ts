@@ -57,13 +57,13 @@ async function start(broadcastTo: { address: string; port: number }): Promise<Pr
     pxePort: await freeUdpPort(),
     clientPort: broadcastTo.port,
     broadcastAddress: broadcastTo.address,
-    settings: {
+    settings: () => ({
       publicUrl: "http://127.0.0.1:8080",
       subnets: [{ address: "127.0.0.1", prefix: 8 }],
       defaultAddress: "127.0.0.1",
       uefiBinary: "snponly.efi",
       arm64Binary: undefined,
-    },
+    }),
     logger: pino({ level: "silent" }),
   });
   opened.push(server);

@@ -301,3 +301,13 @@ describe("subnets answered on", () => {
     ).toBe("10.77.0.1");
   });
 });
+
+describe("directed broadcast for replies to clients without an address", () => {
+  it("the answering address's subnet broadcast; none for /31, /32 or an address not ours", async () => {
+    const { directedBroadcast } = await import("../../server/dhcp/server.js");
+    expect(directedBroadcast("10.77.0.1", [{ address: "10.77.0.1", prefix: 24 }])).toBe("10.77.0.255");
+    expect(directedBroadcast("172.16.5.9", [{ address: "172.16.5.9", prefix: 12 }])).toBe("172.31.255.255");
+    expect(directedBroadcast("10.0.0.1", [{ address: "10.0.0.1", prefix: 32 }])).toBeUndefined();
+    expect(directedBroadcast("10.9.9.9", [{ address: "10.77.0.1", prefix: 24 }])).toBeUndefined();
+  });
+});
