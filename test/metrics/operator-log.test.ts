@@ -78,7 +78,7 @@ describe("the operator's log of one machine's life", () => {
     const one = (msg: string) => lines.find((l) => l.msg === msg);
     for (const msg of [
       "machine discovered",
-      "boot script served",
+      "installer served",
       "machine enrolled",
       "machine approved",
       "quorum seat assigned",

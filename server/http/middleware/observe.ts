@@ -14,7 +14,9 @@ import type { Logger } from "pino";
 import type { AppEnv, Deps } from "../../context.js";
 import { ApiError } from "../../errors.js";
 import { handleError } from "../error-handler.js";
+import { bootAnswer } from "../../lifecycle/machine.js";
 import { auditSince, lastAuditId } from "../../store/audit.js";
+import { getCluster } from "../../store/clusters.js";
 
 /** Audit actions that need a person's attention: logged at `warn`, the rest at `info`. */
 const warnActions = new Set([
@@ -92,9 +94,12 @@ export function observe(deps: Deps) {
     if (isAdminRoute(route, method)) logger.info(line, "request");
     else logger.debug(line, "request");
     const m = c.var.machine;
-    // Which script it was follows from the state (the lifecycle's bootAnswer); the line says the state.
     if (route === "/boot.ipxe" && status === 200 && m) {
-      logger.info({ requestId: c.var.requestId, machineId: m.id, mac: m.mac, state: m.state, ip: c.var.sourceIp || undefined }, "boot script served");
+      // The same rule the boot handler answered with; the cluster's install policy decides whether an unknown machine waits.
+      const policy = m.clusterId === null ? undefined : getCluster(deps.db, m.clusterId)?.installPolicy;
+      const answer = bootAnswer(m, policy);
+      const line = { requestId: c.var.requestId, machineId: m.id, mac: m.mac, state: m.state, answer, ip: c.var.sourceIp || undefined };
+      logger.info(line, answer === "install" ? "installer served" : "boot script served");
     }
     if (route === "/artifacts/*" && status === 404) {
       logger.warn({ requestId: c.var.requestId, path: c.req.path, ip: c.var.sourceIp || undefined }, "artifact not found");
