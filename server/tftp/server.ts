@@ -329,7 +329,10 @@ export async function startTftpServer(opts: TftpOptions): Promise<TftpServer> {
     }
     // Only what the package will take as a request counts (it refuses other sizes itself).
     if (request && !request.write && message.length >= 9 && message.length <= 512) {
-      const load = caps.admit(rinfo.address, [...active].map((r) => r.stats.remoteAddress));
+      const load = caps.admit(
+        rinfo.address,
+        [...active].map((r) => r.stats.remoteAddress),
+      );
       if (!load.ok) {
         logger.debug({ file: request.file, client, ...load }, "TFTP request refused: too many transfers at once");
         opts.onTransfer?.("refused", 0, { file: request.file, address: rinfo.address });

@@ -168,11 +168,7 @@ export async function runStorm(o: StormOptions): Promise<{ traces: MachineTrace[
   const admin = { authorization: `Bearer ${o.adminToken}` };
 
   /** One HTTP exchange (to the node API when `node` is given); network failures (a killed server) are retried until the deadline. */
-  async function call(
-    method: string,
-    path: string,
-    opts: { body?: unknown; headers?: Record<string, string>; node?: MachineTrace["node"] } = {},
-  ) {
+  async function call(method: string, path: string, opts: { body?: unknown; headers?: Record<string, string>; node?: MachineTrace["node"] } = {}) {
     for (;;) {
       if (Date.now() > deadline) throw new Error(`storm deadline passed during ${method} ${path}`);
       inFlight++;
