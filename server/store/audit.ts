@@ -1,7 +1,8 @@
 /** The audit log: every state change, who made it, from where. */
-import { asc, desc, eq, gt } from "drizzle-orm";
+import { asc, desc, eq, gt, sql } from "drizzle-orm";
 import type { Queryable } from "../../db/client.js";
 import { auditEvents } from "../../db/schema.js";
+import { prepared } from "./prepared.js";
 
 export type AuditEntry = {
   at: number;
@@ -39,8 +40,18 @@ export function listAudit(db: Queryable, opts: { machineId?: number; limit?: num
 }
 
 /** Audit records after `afterId`, oldest first (the log follower's read). */
+const since = (q: Queryable) =>
+  q
+    .select()
+    .from(auditEvents)
+    .where(gt(auditEvents.id, sql.placeholder("afterId")))
+    .orderBy(asc(auditEvents.id))
+    .limit(sql.placeholder("limit"))
+    .prepare();
+
 export function auditSince(db: Queryable, afterId: number, limit = 500) {
-  return db.select().from(auditEvents).where(gt(auditEvents.id, afterId)).orderBy(asc(auditEvents.id)).limit(limit).all();
+  // Asked after every request (the audit log follower): prepared once.
+  return prepared(db, since).all({ afterId, limit });
 }
 
 /** The newest audit id, 0 when there is none. */

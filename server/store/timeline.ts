@@ -7,6 +7,8 @@
  */
 import { and, asc, desc, eq, inArray, isNull, lte, sql } from "drizzle-orm";
 import type { Db, Queryable } from "../../db/client.js";
+import { prepared } from "./prepared.js";
+import { transact } from "./transaction.js";
 import { auditEvents, machines, nodeEvents, syslogMessages, timelineEntries } from "../../db/schema.js";
 
 /** Kinds recorded here; the others come from the audit log and node events. */
@@ -39,6 +41,29 @@ function trim(db: Queryable, where: ReturnType<typeof and>, keep: number): void 
       .run();
 }
 
+const newestOfMachine = (q: Queryable) =>
+  q
+    .select()
+    .from(timelineEntries)
+    .where(eq(timelineEntries.machineId, sql.placeholder("machineId")))
+    .orderBy(desc(timelineEntries.id))
+    .limit(1)
+    .prepare();
+const newestOfAddress = (q: Queryable) =>
+  q
+    .select()
+    .from(timelineEntries)
+    .where(and(isNull(timelineEntries.machineId), eq(timelineEntries.sourceIp, sql.placeholder("ip"))))
+    .orderBy(desc(timelineEntries.id))
+    .limit(1)
+    .prepare();
+const bump = (q: Queryable) =>
+  q
+    .update(timelineEntries)
+    .set({ count: sql`${timelineEntries.count} + 1`, lastAt: sql.placeholder("lastAt") as unknown as number })
+    .where(eq(timelineEntries.id, sql.placeholder("id")))
+    .prepare();
+
 /**
  * Record one thing a machine (or, for TFTP, an address) did. The same kind and detail as its
  * newest entry bumps that entry's count (202 polls become one line); anything else is a new row.
@@ -48,25 +73,20 @@ export function noteActivity(db: Db, a: { machineId: number | null; ip: string |
   const detail = clean(a.detail);
   const ip = a.ip || null;
   const owner = a.machineId === null ? and(isNull(timelineEntries.machineId), eq(timelineEntries.sourceIp, ip!)) : eq(timelineEntries.machineId, a.machineId);
-  db.transaction(
-    (tx) => {
-      const newest = tx.select().from(timelineEntries).where(owner).orderBy(desc(timelineEntries.id)).limit(1).get();
-      if (newest && newest.kind === a.kind && newest.detail === detail && newest.sourceIp === ip) {
-        tx.update(timelineEntries)
-          .set({ count: sql`${timelineEntries.count} + 1`, lastAt: a.at })
-          .where(eq(timelineEntries.id, newest.id))
-          .run();
-        return;
-      }
-      tx.insert(timelineEntries).values({ machineId: a.machineId, sourceIp: ip, kind: a.kind, detail, firstAt: a.at, lastAt: a.at }).run();
-      if (a.machineId !== null) trim(tx, owner, maxEntriesPerMachine);
-      else {
-        trim(tx, owner, maxEntriesPerAddress);
-        trim(tx, and(isNull(timelineEntries.machineId)), maxAddressEntries);
-      }
-    },
-    { behavior: "immediate" },
-  );
+  transact(db, (tx) => {
+    // Every request of a machine lands here: the lookup and the bump are prepared once.
+    const newest = a.machineId === null ? prepared(tx, newestOfAddress).get({ ip }) : prepared(tx, newestOfMachine).get({ machineId: a.machineId });
+    if (newest && newest.kind === a.kind && newest.detail === detail && newest.sourceIp === ip) {
+      prepared(tx, bump).run({ id: newest.id, lastAt: a.at });
+      return;
+    }
+    tx.insert(timelineEntries).values({ machineId: a.machineId, sourceIp: ip, kind: a.kind, detail, firstAt: a.at, lastAt: a.at }).run();
+    if (a.machineId !== null) trim(tx, owner, maxEntriesPerMachine);
+    else {
+      trim(tx, owner, maxEntriesPerAddress);
+      trim(tx, and(isNull(timelineEntries.machineId)), maxAddressEntries);
+    }
+  });
 }
 
 /** A TFTP transfer, filed under the client's address; never throws (TFTP must keep serving). */
