@@ -81,6 +81,30 @@ describe("console pages", () => {
     expect(retired).not.toContain(`action="/ui/machines/${machine.id}/reject"`);
   });
 
+  it("a machine with a conflict: counted in the pending list, listed on its page, approved only with dismiss conflicts ticked", async () => {
+    const { app, db } = makeTestApp();
+    const { machine } = recordSighting(db, { mac: "52:54:00:aa:00:03" }, { now: 1, ip: "10.0.0.3", via: "boot" });
+    const conflict = [{ at: Date.UTC(2026, 10, 25, 12), source_ip: "10.0.0.66", facts: { serial: "SN-OTHER" } }];
+    db.run(sql`update machines set state = 'pending', conflicts = ${JSON.stringify(conflict)} where id = ${machine.id}`);
+    const cookie = await session(app);
+    const list = await (await app.request("/ui", { headers: { cookie } })).text();
+    expect(list).toContain("1 conflicts");
+    const page = await (await app.request(`/ui/machines/${machine.id}`, { headers: { cookie } })).text();
+    expect(page).toContain("from 10.0.0.66");
+    expect(page).toContain("SN-OTHER");
+    expect(page).toContain('name="dismiss_conflicts"');
+    const csrf = /name="_csrf" value="([^"]+)"/.exec(page)![1]!;
+    const approve = (extra: Record<string, string>) =>
+      app.request(`/ui/machines/${machine.id}/approve`, {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded", cookie },
+        body: new URLSearchParams({ _csrf: csrf, cluster_id: "1", ...extra }).toString(),
+      });
+    expect((await approve({})).status).toBe(409);
+    expect((await approve({ dismiss_conflicts: "true" })).status).toBe(303);
+    expect(db.get<{ state: string }>(sql`select state from machines where id = ${machine.id}`)!.state).toBe("approved");
+  });
+
   it("a bad hostname in the approve form → 422 page, machine unchanged; a good one → approved by admin:env", async () => {
     const { app, db } = makeTestApp();
     const { machine } = recordSighting(db, { mac: "52:54:00:aa:00:02" }, { now: 1, ip: "10.0.0.8", via: "boot" });

@@ -5,7 +5,7 @@
  * script refreshes while machines boot; pending rows are merged by `data-key`, so a half-filled
  * approve form or a ticked box survives a refresh.
  */
-import type { ClusterRow, MachineRow } from "../../../db/schema.js";
+import type { ClusterRow, MachineConflict, MachineRow } from "../../../db/schema.js";
 import type { QuorumReport } from "../../quorum/report.js";
 import { Badge, type Chrome, Csrf, Page, When } from "./layout.js";
 
@@ -19,10 +19,9 @@ export type DashboardView = {
   notice?: string | undefined;
 };
 
-/** A machine's conflicts (the column lands with enrollment conflicts; absent means none). */
-export function conflictsOf(m: MachineRow): { at?: string; source_ip?: string; facts?: unknown }[] {
-  const list = (m as { conflicts?: unknown }).conflicts;
-  return Array.isArray(list) ? (list as { at?: string; source_ip?: string }[]) : [];
+/** A machine's refused second enrollments, waiting for an admin (approve with dismiss, reject or reinstall). */
+export function conflictsOf(m: MachineRow): MachineConflict[] {
+  return m.conflicts ?? [];
 }
 
 const model = (m: MachineRow) => [m.manufacturer, m.product].filter(Boolean).join(" ") || "—";

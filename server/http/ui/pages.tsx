@@ -114,7 +114,7 @@ export function MachinePage(props: { v: MachineView }) {
           <ul>
             {conflicts.map((c) => (
               <li>
-                {c.at ?? "?"} from {c.source_ip ?? "?"}: <code>{JSON.stringify(c.facts ?? {})}</code>
+                <When ms={c.at} /> from {c.source_ip ?? "an unknown address"}: <code>{JSON.stringify(c.facts ?? {})}</code>
               </li>
             ))}
           </ul>
