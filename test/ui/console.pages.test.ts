@@ -105,6 +105,26 @@ describe("console pages", () => {
     expect(db.get<{ state: string }>(sql`select state from machines where id = ${machine.id}`)!.state).toBe("approved");
   });
 
+  it("Approve selected approves every ticked machine into the chosen cluster; one it may not approve is named", async () => {
+    const { app, db } = makeTestApp();
+    const ids = [1, 2, 3].map((i) => recordSighting(db, { mac: `52:54:00:bb:00:0${i}` }, { now: i, ip: `10.0.1.${i}`, via: "boot" }).machine.id);
+    db.run(sql`update machines set state = 'pending' where id in (${ids[0]}, ${ids[1]})`);
+    db.run(sql`update machines set state = 'joined' where id = ${ids[2]}`);
+    const cookie = await session(app);
+    const csrf = /name="_csrf" value="([^"]+)"/.exec(await (await app.request("/ui", { headers: { cookie } })).text())![1]!;
+    const body = new URLSearchParams({ _csrf: csrf, cluster_id: "1" });
+    for (const id of ids) body.append("ids", String(id));
+    const res = await app.request("/ui/machines/approve", {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded", cookie },
+      body: body.toString(),
+    });
+    expect(res.status).toBe(303);
+    expect(decodeURIComponent(res.headers.get("location")!)).toContain(`approved 2 of 3; refused ${ids[2]}:`);
+    const states = db.all<{ state: string }>(sql`select state from machines order by id`).map((r) => r.state);
+    expect(states).toEqual(["approved", "approved", "joined"]);
+  });
+
   it("a bad hostname in the approve form → 422 page, machine unchanged; a good one → approved by admin:env", async () => {
     const { app, db } = makeTestApp();
     const { machine } = recordSighting(db, { mac: "52:54:00:aa:00:02" }, { now: 1, ip: "10.0.0.8", via: "boot" });
