@@ -63,6 +63,23 @@ describe("the operator's log of one machine's life", () => {
       redirect: "manual",
     });
     expect(refused.status).toBe(401);
+    // And a good one: the session id in its cookie is a secret too.
+    const again = await fetch(`${server.url}/ui/login`);
+    const csrf2 = /name="_csrf" value="([^"]+)"/.exec(await again.text())![1]!;
+    const signedIn = await fetch(`${server.url}/ui/login`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/x-www-form-urlencoded",
+        cookie: again.headers
+          .getSetCookie()
+          .map((c) => c.split(";")[0])
+          .join("; "),
+      },
+      body: new URLSearchParams({ _csrf: csrf2, token: adminToken }),
+      redirect: "manual",
+    });
+    expect(signedIn.status).toBe(303);
+    secrets.sessionId = /edgejoin_session=([^;]+)/.exec(signedIn.headers.getSetCookie().join("\n"))![1]!;
     expect((await fetch(`${server.url}/artifacts/k3s/install.sh`)).status).toBe(404);
     await stopServer(server);
 
@@ -91,6 +108,7 @@ describe("the operator's log of one machine's life", () => {
     expect(one("machine approved")!.actor).toBe("admin:env");
     expect(one("machine approved")!.machineId).toBe(machine.nodeId);
     expect(one("admin sign in failed")!.level).toBe(40);
+    expect(one("admin signed in")!.actor).toBe("admin:env");
     expect(one("artifact not found")!.level).toBe(40);
     const adminRequest = lines.find((l) => l.msg === "request" && l.route === "/api/v1/nodes/:id/approve");
     expect(adminRequest?.level).toBe(30);
