@@ -39,6 +39,8 @@ describe("edgejoin serve, first start and restart", () => {
 
     const first = spawnServer(env, "cli");
     await waitHealthy(first);
+    // Printed once every listener is bound, HTTPS a moment after the HTTP that /healthz answers on.
+    for (let i = 0; i < 100 && !/^ {4}\S{43}$/m.test(first.stderr()); i++) await new Promise((r) => setTimeout(r, 50));
     const shown = /^ {4}([A-Za-z0-9_-]{43})$/m.exec(first.stderr());
     expect(shown, first.stderr()).not.toBeNull();
     const adminToken = shown![1]!;
