@@ -59,6 +59,7 @@ async function startEdgejoin(name: string, o: { bootFile?: string; seed?: number
     EDGEJOIN_TFTP_PORT: String(tftp),
     EDGEJOIN_DATA_DIR: join(root, "data"),
     EDGEJOIN_BOOT_DIR: join(root, "boot"),
+    EDGEJOIN_ARTIFACTS_DIR: join(root, "artifacts"),
     EDGEJOIN_ADMIN_TOKEN: adminToken,
     EDGEJOIN_LOG_LEVEL: "warn",
     ...(await extraLoopbackSettings()),
@@ -382,6 +383,16 @@ async function main() {
     `${JSON.stringify({ at: new Date().toISOString(), cpu: osCpus()[0]?.model, cpus: osCpus().length, node: process.version, head: commit, rounds, seconds, http, tftp, storm, soak: soaked, table }, null, 2)}\n`,
   );
   process.stdout.write(`${table}\n\nresults: ${file}\n`);
+}
+
+// Ctrl-C or a SIGTERM still stops every server this run started (by PID) and removes the folder.
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, () => {
+    void Promise.all(procs.map((p) => p.stop())).finally(() => {
+      rmSync(dir, { recursive: true, force: true });
+      process.exit(130);
+    });
+  });
 }
 
 try {
