@@ -4,7 +4,7 @@ import { eq, isNull } from "drizzle-orm";
 import { nodeEvents, timelineEntries } from "../../db/schema.js";
 import { maxAddressEntries, maxEntriesPerAddress, maxEntriesPerMachine, noteActivity, recordTftpTransfer } from "../../server/store/timeline.js";
 import { makeTestApp } from "../helpers/app.js";
-import { admin, bootQuery, discoverAndEnroll, mac } from "../enrollment/fixtures.js";
+import { admin, bootQuery, discoverAndEnroll, enroll, mac, tokenFor } from "../enrollment/fixtures.js";
 
 type T = ReturnType<typeof makeTestApp>;
 type Entry = { at: string; kind: string; detail: string; count?: number; last_at?: string };
@@ -75,6 +75,19 @@ describe("a machine's timeline", () => {
     expect(story.find((e) => e.kind === "event")).toMatchObject({ detail: "installing" });
     // A config 200 carries k3s secrets; the timeline keeps only the role.
     expect(JSON.stringify(t.db.select().from(timelineEntries).all())).not.toMatch(/token|K10/);
+  });
+
+  it("a second enroll while enrolled → a conflict line and a refused enroll, after the first enroll", async () => {
+    const t = makeTestApp();
+    const { node_id } = await discoverAndEnroll(t);
+    t.clock.advance(1000);
+    const { token } = await tokenFor(t);
+    expect((await enroll(t, token)).status).toBe(409);
+    const story = await timeline(t, node_id);
+    const conflict = story.find((e) => e.kind === "conflict");
+    expect(conflict?.detail).toContain("enroll.conflict");
+    expect(conflict?.detail).toContain("code=already_enrolled");
+    expect(story.findIndex((e) => e.kind === "enroll")).toBeLessThan(story.indexOf(conflict!));
   });
 
   it("unknown machine → 404; no admin token → 401; a malformed reference → 422", async () => {
