@@ -54,7 +54,35 @@ export function directedBroadcast(address: string, subnets: readonly Subnet[]): 
 /** Bind both sockets and answer PXE clients until closed. */
 export async function startProxyDhcp(opts: ProxyDhcpOptions): Promise<ProxyDhcpServer> {
   const stats: ProxyDhcpStats = { received: 0, answered: 0, ignored: 0, malformed: 0, failed: 0 };
-  const dhcp = createSocket({ type: "udp4", reuseAddr: false });
+  // reuseAddr: the per-address sockets below bind address:67 next to this 0.0.0.0:67 one.
+  const dhcp = createSocket({ type: "udp4", reuseAddr: true });
+  /**
+   * One socket per answering address, bound to address:67. Linux routes a 255.255.255.255 send
+   * out of the interface that owns the source address (even with no default route), which a
+   * 0.0.0.0 socket cannot do: Node has no IP_PKTINFO. OVMF takes offers only at 255.255.255.255.
+   */
+  const senders = new Map<string, Promise<Socket | undefined>>();
+  const senderFor = (address: string): Promise<Socket | undefined> => {
+    if (address === opts.host) return Promise.resolve(dhcp);
+    let found = senders.get(address);
+    if (!found) {
+      const s = createSocket({ type: "udp4", reuseAddr: true });
+      s.on("message", handle(s, "dhcp"));
+      s.on("error", (err) => opts.logger.warn({ err }, "ProxyDHCP socket error"));
+      found = bind(s, address, opts.dhcpPort).then(
+        () => {
+          s.setBroadcast(true);
+          return s;
+        },
+        (err) => {
+          opts.logger.warn({ err, address }, "cannot bind a ProxyDHCP reply socket; broadcasting from 0.0.0.0");
+          return undefined;
+        },
+      );
+      senders.set(address, found);
+    }
+    return found;
+  };
   const pxe = createSocket({ type: "udp4", reuseAddr: false });
 
   const handle = (socket: Socket, port: "dhcp" | "pxe") => (msg: Buffer, rinfo: RemoteInfo) => {
@@ -87,12 +115,15 @@ export async function startProxyDhcp(opts: ProxyDhcpOptions): Promise<ProxyDhcpS
           : answer.to === "relay"
             ? [answer.relay!, opts.dhcpPort]
             : [opts.broadcastAddress, opts.clientPort];
-      socket.send(bytes, toPort, address, (err) => {
-        if (err) {
-          stats.failed++;
-          opts.logger.warn({ err, to: address }, "ProxyDHCP reply not sent");
-        }
-      });
+      const send = (from: Socket) =>
+        from.send(bytes, toPort, address, (err) => {
+          if (err) {
+            stats.failed++;
+            opts.logger.warn({ err, to: address }, "ProxyDHCP reply not sent");
+          }
+        });
+      if (answer.to === "broadcast") void senderFor(answer.reply.siaddr).then((from) => send(from ?? socket));
+      else send(socket);
       // Node cannot pick the interface of a 255.255.255.255 send (no IP_PKTINFO): Linux sends it along
       // the default route, or fails without one. The subnet's own broadcast address leaves by the
       // right interface as an Ethernet broadcast, which clients without an address take too.
@@ -134,7 +165,8 @@ export async function startProxyDhcp(opts: ProxyDhcpOptions): Promise<ProxyDhcpS
     pxePort: pxe.address().port,
     stats: () => ({ ...stats }),
     close: async () => {
-      await Promise.all([close(dhcp), close(pxe)]);
+      const extra = (await Promise.all(senders.values())).filter((x): x is Socket => x !== undefined && x !== dhcp);
+      await Promise.all([close(dhcp), close(pxe), ...extra.map(close)]);
     },
   };
 }

@@ -561,6 +561,13 @@ export class NetLab {
     const dataDir = this.path(`${name}-data`);
     const bootDir = this.path(`${name}-boot`);
     mkdirSync(bootDir, { recursive: true });
+    // /boot.ipxe answers a console message while the cluster's installer files are missing: give the
+    // default installer stand-in files unless the test brings its own artifacts folder.
+    const artifactsDir = opts.env?.EDGEJOIN_ARTIFACTS_DIR ?? this.path(`${name}-artifacts`);
+    if (!opts.env?.EDGEJOIN_ARTIFACTS_DIR) {
+      mkdirSync(join(artifactsDir, "ubuntu/casper"), { recursive: true });
+      for (const f of ["ubuntu/casper/vmlinuz", "ubuntu/casper/initrd", "ubuntu/ubuntu-live-server-amd64.iso"]) writeFileSync(join(artifactsDir, f), "");
+    }
     // The runner's own EDGEJOIN_* settings (a developer's shell) must not reach the lab's server; edgejoin reads "" as unset.
     const inherited = Object.fromEntries(
       Object.keys(process.env)
@@ -574,6 +581,7 @@ export class NetLab {
         EDGEJOIN_DATA_DIR: dataDir,
         EDGEJOIN_BOOT_DIR: bootDir,
         EDGEJOIN_IPXE_DIR: labFiles.ipxeDir,
+        EDGEJOIN_ARTIFACTS_DIR: artifactsDir,
         EDGEJOIN_LOG_LEVEL: "debug",
         ...opts.env,
       },
