@@ -184,7 +184,7 @@ export async function runOneMachineLife(ml: MachineLab): Promise<LifeReport> {
   try {
     await followInstaller(ml, m1);
     // From the installer's reboot: PXE, local disk (after the firmware's HTTP boot timeout), the installed system's first boot.
-    const id = await approveWhenPending(ml, m1, 420_000);
+    const id = await approveWhenPending(ml, m1, 600_000);
     await waitForState(ml, m1, "joined", 300_000);
     // The agent writes its `joined` marker right after `ready` is accepted; give it that moment.
     await new Promise((r) => setTimeout(r, 5_000));

@@ -60,7 +60,7 @@ describe("machine lab: whole lives under real firmware, kernel and cloud-init", 
     expect(report.diskCaHash, "sha256 of the guest's server-ca.crt").toBe(report.clusterCaHash);
     expect(report.agentStatus).toBe("joined init");
     // The installer, a second PXE boot (its firmware's HTTP boot timeout included) and the whole life under TCG.
-  }, 900_000);
+  }, 1_200_000);
 
   it("three machines powered on 8 s apart, cluster of 3 servers → one init, two joining servers released one at a time, all joined, quorum ok", async () => {
     const report: QuorumReport = await guarded(() => runThreeServerQuorum(ml!));
@@ -104,6 +104,7 @@ describe("machine lab: whole lives under real firmware, kernel and cloud-init", 
       // A joined machine's seed carries no bootstrap token: the enroll fails on the token itself.
       expect([400, 401, 409, 422], `the neighbour's tokenless enroll as m1: HTTP ${n.status} ${JSON.stringify(n.body)}`).toContain(n.status);
     }
+    expect(n.bootForVictim, "/boot.ipxe for m1's MAC asked with another UUID, serial and arch").toBe("local-disk");
     expect(n.victimState).toBe("joined");
     expect(n.quorumHealth, "m1's cluster right after the attempt").toBe("ok");
     const r: RebootReport = await guarded(() => reboot!);

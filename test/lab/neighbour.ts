@@ -19,6 +19,8 @@ export type NeighbourResult = {
   ip: string;
   /** Whether the victim's seed gave it a bootstrap token. */
   tokenInSeed: boolean;
+  /** What `/boot.ipxe` answered its sighting in the victim's name (another UUID, serial and arch). */
+  bootForVictim: "local-disk" | "installer" | "other";
   /** HTTP status of its enroll (000: no answer) and the answer's body. */
   status: number;
   body: Record<string, unknown> | string;
@@ -91,7 +93,13 @@ export async function bootNeighbour(ml: MachineLab, opts: { victimMac: string; t
         // Not JSON: kept as text for the report.
       }
       if (!/^\d{3}$/.test(field("status"))) throw new Error(`the neighbour's console line does not parse: ${line}`);
-      return { ip: field("ip"), tokenInSeed: field("token") === "yes", status: Number(field("status")), body };
+      return {
+        ip: field("ip"),
+        tokenInSeed: field("token") === "yes",
+        bootForVictim: field("boot") as NeighbourResult["bootForVictim"],
+        status: Number(field("status")),
+        body,
+      };
     },
     stop: () => machine.stop(),
   };

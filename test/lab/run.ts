@@ -29,11 +29,12 @@ try {
     problems.push(`m1's PXE boots ran ${install.bootScripts.join(", ")}, not installer then local disk`);
   if (install.installerRuns !== 1) problems.push(`the installer ran ${install.installerRuns} times on m1`);
   if (install.webhookStatuses.some((s) => s !== 202)) problems.push(`installer webhook statuses ${install.webhookStatuses.join(",")}`);
+  if (neighbour.bootForVictim !== "local-disk") problems.push(`/boot.ipxe answered the neighbour's sighting of m1 with ${neighbour.bootForVictim}`);
   if (neighbour.status < 400 || neighbour.status >= 500 || neighbour.victimState !== "joined" || neighbour.quorumHealth !== "ok")
     problems.push(`neighbour enroll as m1: HTTP ${neighbour.status}, m1 ${neighbour.victimState}, quorum ${neighbour.quorumHealth}`);
   say(`m1 install: ${install.bootScripts.join(" → ")}, installer ran ${install.installerRuns}×, webhook ${install.webhookStatuses.join(",")}`);
   say(
-    `neighbour ${neighbour.ip} enrolled as m1 (token in seed: ${neighbour.tokenInSeed}) → HTTP ${neighbour.status} ${JSON.stringify(neighbour.body)}; m1 ${neighbour.victimState}, conflicts ${neighbour.conflicts?.length ?? "n/a"}, quorum ${neighbour.quorumHealth}`,
+    `neighbour ${neighbour.ip}: /boot.ipxe for m1 → ${neighbour.bootForVictim}; enrolled as m1 (token in seed: ${neighbour.tokenInSeed}) → HTTP ${neighbour.status} ${JSON.stringify(neighbour.body)}; m1 ${neighbour.victimState}, conflicts ${neighbour.conflicts?.length ?? "n/a"}, quorum ${neighbour.quorumHealth}`,
   );
   if (life.machine.state !== "joined" || life.machine.role !== "init") problems.push(`m1 ended ${life.machine.state} as ${life.machine.role}`);
   if (life.diskConfig !== life.renderedConfig) problems.push("m1's config.yaml on disk differs from what edgejoin renders for it");

