@@ -29,6 +29,7 @@ export const tiers = {
     "test/cloud-init/seed.happy.test.ts",
     "test/artifacts/airgap.test.ts",
     "test/artifacts/conditional.test.ts",
+    "test/dhcp/captured.test.ts",
     "test/dhcp/proxy.test.ts",
     "test/syslog/parse.test.ts",
     "test/syslog/store.test.ts",

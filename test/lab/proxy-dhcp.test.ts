@@ -3,7 +3,7 @@
  * edgejoin runs with EDGEJOIN_PROXY_DHCP=on, and a UEFI machine (OVMF's own PXE client) and a
  * BIOS machine (SeaBIOS with QEMU's iPXE NIC ROM) still reach `/boot.ipxe` and run the installer
  * script. Every edgejoin reply carries no address. The clients' DHCP requests are kept as
- * fixtures for the packet-level tests (test/fixtures/dhcp/, replayed by test/dhcp/captured.test.ts).
+ * fixtures for the packet-level tests (copied to test/fixtures/dhcp/, replayed by test/dhcp/captured.test.ts).
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -84,8 +84,8 @@ describe("ProxyDHCP in the lab", () => {
       const toBios = fromEdgejoin.filter((x) => hardwareAddress(x.d) === biosMac).map((x) => x.d.options.get(67)?.toString("latin1"));
       expect(toBios).toContain(`${site.publicUrl}/boot.ipxe`);
 
-      // The clients' requests, kept as fixtures for the packet-level tests.
-      const out = join(repoRoot, "test/fixtures/dhcp");
+      // The clients' requests, written beside the lab's logs; test/fixtures/dhcp/ holds copies from a run.
+      const out = lab.path("fixtures");
       mkdirSync(out, { recursive: true });
       const requests = dhcp.filter((x) => x.d.op === 1);
       const pick = (name: string, f: (x: (typeof requests)[number]) => boolean) => {
