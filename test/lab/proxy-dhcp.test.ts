@@ -16,7 +16,6 @@ import {
   netbootRequirements,
   openSite,
   readPcap,
-  repoRoot,
   siteAddressing,
   tftpTransfers,
   waitFor,
