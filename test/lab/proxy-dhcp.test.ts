@@ -9,17 +9,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { decodePacket, hardwareAddress } from "../../server/dhcp/packet.js";
-import {
-  assertLabHost,
-  httpExchanges,
-  NetLab,
-  netbootRequirements,
-  openSite,
-  readPcap,
-  siteAddressing,
-  tftpTransfers,
-  waitFor,
-} from "../helpers/netlab.js";
+import { assertLabHost, httpExchanges, NetLab, netbootRequirements, openSite, readPcap, siteAddressing, tftpTransfers, waitFor } from "../helpers/netlab.js";
 
 describe("ProxyDHCP in the lab", () => {
   it("dnsmasq leases only; OVMF PXE and BIOS iPXE boot through edgejoin's ProxyDHCP to /boot.ipxe and the installer script", async () => {
