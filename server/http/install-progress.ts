@@ -65,7 +65,8 @@ export const installProgressRoutes = new Hono<AppEnv>()
     const { db, clock } = c.var.deps;
     // The installer's final success ends the install: every later PXE boot of this machine gets its disk.
     const finished = isFinalInstallerEvent(e);
-    recordInstallerEvent(db, machine, { type: e.event_type, detail, failed, finished }, { now: clock(), ip: c.var.sourceIp });
+    const mayAudit = () => c.var.deps.limits.mayAuditRefusal(c.var.sourceIp, machine.id);
+    recordInstallerEvent(db, machine, { type: e.event_type, detail, failed, finished }, { now: clock(), ip: c.var.sourceIp }, mayAudit);
     return c.json({ recorded: true }, 202);
   })
   .post("/install-progress/:mac/log", limit(maxLogBytes), async (c) => {
@@ -73,6 +74,7 @@ export const installProgressRoutes = new Hono<AppEnv>()
     const file = (c.req.query("file") ?? "installer.log").replace(/[^A-Za-z0-9._-]/g, "_").slice(0, 64);
     const text = (await c.req.text()).slice(-maxLogBytes);
     const { db, clock } = c.var.deps;
-    recordInstallerEvent(db, machine, { type: "log", detail: `${file}\n${text}`, failed: true }, { now: clock(), ip: c.var.sourceIp });
+    const mayAudit = () => c.var.deps.limits.mayAuditRefusal(c.var.sourceIp, machine.id);
+    recordInstallerEvent(db, machine, { type: "log", detail: `${file}\n${text}`, failed: true }, { now: clock(), ip: c.var.sourceIp }, mayAudit);
     return c.json({ recorded: true }, 202);
   });

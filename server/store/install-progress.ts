@@ -57,7 +57,14 @@ export type InstallerEvent = { type: string; detail: string; failed: boolean; fi
  * (count, and bytes of logs): a token holder cannot grow the database without limit. A failure
  * is also audited; the final success marks the install done, so later PXE boots get the disk.
  */
-export function recordInstallerEvent(db: Db, machine: MachineRow, event: InstallerEvent, at: { now: number; ip: string }): void {
+export function recordInstallerEvent(
+  db: Db,
+  machine: MachineRow,
+  event: InstallerEvent,
+  at: { now: number; ip: string },
+  /** Whether a failure may still be audited (the token is in the public seed: its audits are bounded like refusals). */
+  mayAudit: () => boolean = () => true,
+): void {
   db.transaction(
     (tx) => {
       tx.insert(nodeEvents).values({ machineId: machine.id, at: at.now, source: "installer", type: event.type, detail: event.detail }).run();
@@ -65,15 +72,16 @@ export function recordInstallerEvent(db: Db, machine: MachineRow, event: Install
       if (event.failed) {
         // A flag on the machine (`install_failed`, a `nodes` filter) until its next enroll clears it.
         tx.update(machines).set({ installFailedAt: at.now }).where(eq(machines.id, machine.id)).run();
-        recordAudit(tx, {
-          at: at.now,
-          actor: `machine:${machine.id}`,
-          sourceIp: at.ip,
-          action: "machine.install_failed",
-          machineId: machine.id,
-          clusterId: machine.clusterId,
-          detail: { type: event.type, detail: event.detail.slice(0, 200) },
-        });
+        if (mayAudit())
+          recordAudit(tx, {
+            at: at.now,
+            actor: `machine:${machine.id}`,
+            sourceIp: at.ip,
+            action: "machine.install_failed",
+            machineId: machine.id,
+            clusterId: machine.clusterId,
+            detail: { type: event.type, detail: event.detail.slice(0, 200) },
+          });
       }
       const current = tx.select().from(machines).where(eq(machines.id, machine.id)).get();
       if (event.finished && current && current.installedAt === null && current.installGeneration === machine.installGeneration) {

@@ -350,6 +350,9 @@ describe("unbounded anonymous storage", () => {
     expect(logs.at(-1)!.detail).toMatch(/^f7\.log\n7/);
     for (let i = 0; i < 520; i++) await s.app.request(base, { method: "POST", body: JSON.stringify({ name: `step ${i}`, event_type: "start" }) });
     expect(s.db.select().from(nodeEvents).where(eq(nodeEvents.source, "installer")).all().length).toBeLessThanOrEqual(500);
+    // Failures are audited, within the refusal bounds: the token is in the public seed.
+    for (let i = 0; i < 60; i++) await s.app.request(base, { method: "POST", body: JSON.stringify({ name: "x", event_type: "finish", result: "FAIL" }) });
+    expect(s.db.select().from(auditEvents).where(eq(auditEvents.action, "machine.install_failed")).all().length).toBeLessThanOrEqual(20);
   });
 
   it("a later seed fetch (the neighbour's) does not break the installer's progress token", async () => {
