@@ -4,7 +4,7 @@
  * the server dies.
  */
 import { createHash } from "node:crypto";
-import { waitFor, type Machine } from "../helpers/netlab.js";
+import { siteAddressing, waitFor, type Machine } from "../helpers/netlab.js";
 import { standinInstaller } from "./installer-standin.js";
 import { bootNeighbour, type NeighbourResult } from "./neighbour.js";
 import { labInstaller, waitForState, type MachineLab } from "./scenario.js";
@@ -226,7 +226,15 @@ async function afterLife(
   ]);
   const credential = disk["/var/lib/edgejoin-agent/credential"]?.trim();
   if (!credential) throw new Error("m1's disk holds no node credential in /var/lib/edgejoin-agent/credential");
-  const rendered = await ok(ml.api<{ config_yaml: string }>("GET", "/api/v1/node/config", undefined, credential), "node config with m1's credential");
+  // A request with a node's credential also moves that node's address (node-ip, tls-san) to its
+  // source: this one comes from the lab's own address, so put m1's back before comparing.
+  const { last_ip: m1Ip } = await ok(ml.api<Node>("GET", `/api/v1/nodes/${id}`), "get m1");
+  const fetched = await ok(ml.api<{ config_yaml: string }>("GET", "/api/v1/node/config", undefined, credential), "node config with m1's credential");
+  const rendered = {
+    config_yaml: m1Ip
+      ? fetched.config_yaml.replace(new RegExp(`(?<![\\d.])${siteAddressing.edgejoin.replaceAll(".", "\\.")}(?![\\d])`, "g"), m1Ip)
+      : fetched.config_yaml,
+  };
   const after = await ok(ml.api<Cluster>("GET", `/api/v1/clusters/${cluster.id}`), "get cluster");
   const ca = disk["/var/lib/rancher/k3s/server/tls/server-ca.crt"];
 
