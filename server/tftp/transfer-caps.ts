@@ -1,7 +1,8 @@
 /**
  * Caps on concurrent TFTP transfers, overall and per client address: each transfer holds a UDP
  * socket (a file descriptor) until it ends or times out, so un-ACKed read requests must not pile
- * up. Firmware fetches one or two files at a time (OVMF: a size probe, then the file). Counted
+ * up. Firmware fetches one or two files at a time (OVMF: a size probe, then the file); a client that
+ * reset mid-transfer leaves a few waiting for their retries to run out, hence 16 per address. Counted
  * from the moment a request is passed to the `tftp` package, which binds the transfer's socket
  * before it hands the request over.
  */
@@ -9,7 +10,7 @@
 /** Transfers at once, in total and from one client address. */
 export type TransferCapLimits = { total: number; perClient: number };
 
-export const DEFAULT_TRANSFER_CAPS: TransferCapLimits = { total: 128, perClient: 8 };
+export const DEFAULT_TRANSFER_CAPS: TransferCapLimits = { total: 128, perClient: 16 };
 
 /**
  * A request the package has not handed over within this long never will (it refused it with an
