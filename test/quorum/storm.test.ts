@@ -168,7 +168,8 @@ describe("boot storm", () => {
     });
     await restarting;
     await server.stop("SIGTERM");
-    expect(kills).toEqual(["enrolling", "first joining server", "half released"]);
+    // Each crash happened once; which came first depends on how fast the init server joined.
+    expect([...kills].sort()).toEqual(["enrolling", "first joining server", "half released"]);
     expect(stats.networkErrors).toBeGreaterThan(0);
     verifyConverged(server, traces, stats);
     report("crash", stats, traces, { kills: kills.length, re_enrolls: traces.reduce((n, t) => n + t.reEnrolls, 0) });
