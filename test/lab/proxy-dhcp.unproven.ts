@@ -1,3 +1,4 @@
+// Not collected by vitest yet: OVMF through the ProxyDHCP is unproven (see issue 13 note); run with `npx vitest run --project lab --dir test/lab proxy-dhcp.unproven.ts` after renaming back to .test.ts.
 /**
  * ProxyDHCP with real clients: the site's dnsmasq hands out addresses only (no boot options),
  * edgejoin runs with EDGEJOIN_PROXY_DHCP=on, and a UEFI machine (OVMF's own PXE client) and a
