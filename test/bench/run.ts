@@ -63,10 +63,11 @@ async function startEdgejoin(name: string, o: { bootFile?: string; seed?: number
     EDGEJOIN_ADMIN_TOKEN: adminToken,
     EDGEJOIN_LOG_LEVEL: "warn",
     ...(await extraLoopbackSettings()),
-    ...(process.env.BENCH_CPU_PROF ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env.BENCH_CPU_PROF}` } : {}),
   };
+  // Node refuses --cpu-prof in NODE_OPTIONS: it goes on the command line.
+  const profile = process.env.BENCH_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
   const launch = async () => {
-    const p = start(process.execPath, ["--import", "tsx", "server/main.ts"], { cpu: cpus.server, log: join(dir, `${name}.log`), env });
+    const p = start(process.execPath, [...profile, "--import", "tsx", "server/main.ts"], { cpu: cpus.server, log: join(dir, `${name}.log`), env });
     procs.push(p);
     await waitHttp(`${url}/healthz`, 30_000, p);
     return p;
