@@ -47,6 +47,7 @@ import { Keyring } from "./enrollment/keyring.js";
 import { Artifacts } from "./files/artifacts.js";
 import { hashAdminToken } from "./store/admin-token.js";
 import { newestLeaseStart } from "./store/reform.js";
+import { flushDeferred } from "./store/deferred.js";
 import { leaseClockAnchor, leaseClockFrom } from "./quorum/lease-clock.js";
 import { AnonymousLimits, type AnonymousLimitRules } from "./rate-limit.js";
 
@@ -73,6 +74,9 @@ function ipxeSyslogHost(config: Config): string | undefined {
   const host = new URL(config.publicUrl).hostname;
   return config.syslogPort === 514 && isIPv4(host) ? host : undefined;
 }
+
+/** A machine's boot or seed fetch: the storm's hot paths, which only add to what is deferred. */
+const isMachineFetch = (path: string) => path === "/boot.ipxe" || path.startsWith("/cloud-init/");
 
 /** Build the full dependency set from the few things a caller must decide. */
 export function makeDeps(input: AppInput): Deps {
@@ -118,6 +122,9 @@ export function createApp(input: AppInput | Deps) {
       // app.request() in tests has no socket.
     }
     c.set("sourceIp", ip.replace(/^::ffff:/, ""));
+    // Timeline lines and last sightings trail the boot and seed fetches that made them
+    // (store/deferred.ts); any other request may read them, so they are written first.
+    if (!isMachineFetch(c.req.path)) flushDeferred(deps.db);
     await next();
   });
   // The request log line (with the client address, which ties a request to a machine through its

@@ -13,6 +13,7 @@ import { openDb } from "../db/client.js";
 import { createApp, makeDeps } from "./app.js";
 import { runCli } from "./cli.js";
 import { ConfigError, loadConfig, type Config } from "./config.js";
+import { flushDeferred } from "./store/deferred.js";
 import { clusterArches, ensureDefaultCluster, listClusters } from "./store/clusters.js";
 import { checkArtifacts, neededArtifacts } from "./clusters/artifacts.js";
 import { hasAdminTokens, newAdminToken, storeInitialToken } from "./store/admin-token.js";
@@ -250,6 +251,11 @@ export async function serve(env: Record<string, string | undefined> = process.en
     await syslog?.close();
     http.close();
     https.close();
+    try {
+      flushDeferred(db);
+    } catch (err) {
+      logger.warn({ err: (err as Error).message }, "could not write the last timeline lines");
+    }
     db.$client.close();
     process.exit(0);
   };

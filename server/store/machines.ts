@@ -9,6 +9,7 @@ import { recordAudit } from "./audit.js";
 import { matchCluster } from "./clusters.js";
 import { prepared } from "./prepared.js";
 import { transact } from "./transaction.js";
+import { deferWrite } from "./deferred.js";
 
 /** What a machine says about itself when it boots (already validated and normalized). */
 export type MachineIdentity = {
@@ -40,6 +41,12 @@ const refreshSighting = (q: Queryable) =>
     .set({ reported: sql.placeholder("reported") as unknown as ReportedSighting, lastSeenAt: sql.placeholder("lastSeenAt") as unknown as number })
     .where(eq(machines.id, sql.placeholder("id")))
     .returning()
+    .prepare();
+const refreshSightingOnly = (q: Queryable) =>
+  q
+    .update(machines)
+    .set({ reported: sql.placeholder("reported") as unknown as ReportedSighting, lastSeenAt: sql.placeholder("lastSeenAt") as unknown as number })
+    .where(eq(machines.id, sql.placeholder("id")))
     .prepare();
 const nameHolder = (q: Queryable) =>
   q
@@ -78,6 +85,50 @@ export type SightingLimits = { mayCreate?: () => boolean; mayAudit?: (machineId:
 
 const identityFields = ["uuid", "serial", "manufacturer", "product", "arch", "platform"] as const;
 
+/** Identity fields (and, once enrolled, the address) where a sighting disagrees with what the machine is known as. */
+function disagreements(m: MachineRow, said: Partial<Record<(typeof identityFields)[number], string>>, ip: string | undefined): string[] {
+  return [
+    ...identityFields.filter((k) => said[k] !== undefined && m[k] !== null && said[k]!.toLowerCase() !== m[k]!.toLowerCase()),
+    ...(m.enrolledGeneration !== null && ip && m.lastIp && ip !== m.lastIp ? ["ip"] : []),
+  ];
+}
+
+/** Whether a sighting reports something other than the one before it (a repeat is not audited again). */
+function isNewSighting(before: ReportedSighting | null, now: ReportedSighting): boolean {
+  return !before || identityFields.some((k) => before[k] !== now[k]) || before.ip !== now.ip;
+}
+
+function sightingNeedsAudit(m: MachineRow, said: Partial<Record<(typeof identityFields)[number], string>>, reported: ReportedSighting, ip: string | undefined) {
+  return disagreements(m, said, ip).length > 0 && isNewSighting(m.reported, reported);
+}
+
+/** Sighting refreshes queued for the next flush, by machine: what a later sighting compares with before they are written. */
+const pendingSightings = new WeakMap<Db, Map<number, { reported: ReportedSighting; lastSeenAt: number }>>();
+
+function withPendingSighting(db: Db, m: MachineRow | undefined): MachineRow | undefined {
+  const pending = m && pendingSightings.get(db)?.get(m.id);
+  return pending ? { ...m, ...pending } : m;
+}
+
+function deferSightingRefresh(db: Db, id: number, reported: ReportedSighting, lastSeenAt: number): void {
+  let pending = pendingSightings.get(db);
+  if (!pending) {
+    pending = new Map();
+    pendingSightings.set(db, pending);
+  }
+  pending.set(id, { reported, lastSeenAt });
+  deferWrite(
+    db,
+    (tx) => {
+      const latest = pendingSightings.get(db)?.get(id);
+      if (!latest) return;
+      pendingSightings.get(db)?.delete(id);
+      prepared(tx, refreshSightingOnly).run({ reported: latest.reported, lastSeenAt: latest.lastSeenAt, id });
+    },
+    `sighting:${id}`,
+  );
+}
+
 /**
  * Record that a machine was seen (boot script or cloud-init fetch). First sight creates it as
  * `discovered` in its matching cluster and writes an audit event. Later sightings are anonymous
@@ -92,20 +143,24 @@ export function recordSighting(
   sighting: { ip: string | undefined; now: number; via: string },
   limits: SightingLimits = {},
 ): { machine: MachineRow; created: boolean } {
+  // Empty values (iPXE sends `serial=` when SMBIOS has none) say nothing.
+  const said = Object.fromEntries(identityFields.flatMap((k) => (identity[k] ? [[k, identity[k]]] : []))) as Partial<
+    Record<(typeof identityFields)[number], string>
+  >;
+  const reported: ReportedSighting = { at: sighting.now, via: sighting.via, ip: sighting.ip || null, ...said };
+  // A known machine that says what it said before (every boot of a storm): its refresh waits for
+  // the next flush of deferred writes, and the answer needs no write transaction of its own.
+  const known = withPendingSighting(db, getMachineByMac(db, identity.mac));
+  if (known && !sightingNeedsAudit(known, said, reported, sighting.ip)) {
+    deferSightingRefresh(db, known.id, reported, sighting.now);
+    return { machine: { ...known, reported, lastSeenAt: sighting.now }, created: false };
+  }
   return transact(db, (tx) => {
-    const existing = getMachineByMac(tx, identity.mac);
-    // Empty values (iPXE sends `serial=` when SMBIOS has none) say nothing.
-    const said = Object.fromEntries(identityFields.flatMap((k) => (identity[k] ? [[k, identity[k]]] : []))) as Partial<
-      Record<(typeof identityFields)[number], string>
-    >;
+    const existing = withPendingSighting(db, getMachineByMac(tx, identity.mac));
     if (existing) {
-      const reported: ReportedSighting = { at: sighting.now, via: sighting.via, ip: sighting.ip || null, ...said };
-      const differs = [
-        ...identityFields.filter((k) => said[k] !== undefined && existing[k] !== null && said[k]!.toLowerCase() !== existing[k]!.toLowerCase()),
-        ...(existing.enrolledGeneration !== null && sighting.ip && existing.lastIp && sighting.ip !== existing.lastIp ? ["ip"] : []),
-      ];
-      const before = existing.reported;
-      const isNew = !before || identityFields.some((k) => before[k] !== reported[k]) || before.ip !== reported.ip;
+      const differs = disagreements(existing, said, sighting.ip);
+      const isNew = isNewSighting(existing.reported, reported);
+      pendingSightings.get(db)?.delete(existing.id);
       const machine = prepared(tx, refreshSighting).get({ reported, lastSeenAt: sighting.now, id: existing.id })!;
       if (differs.length > 0 && isNew && (limits.mayAudit?.(existing.id) ?? true)) {
         recordAudit(tx, {
@@ -143,7 +198,7 @@ export function recordSighting(
         arch: identity.arch || null,
         platform: identity.platform || null,
         lastIp: sighting.ip || null,
-        reported: { at: sighting.now, via: sighting.via, ip: sighting.ip || null, ...said },
+        reported,
         clusterId: cluster?.id ?? null,
         state: "discovered",
         firstSeenAt: sighting.now,

@@ -6,9 +6,9 @@
  * count, not a row; rows past a cap per machine and per address are dropped oldest first.
  */
 import { and, asc, desc, eq, inArray, isNull, lte, sql } from "drizzle-orm";
-import type { Db, Queryable } from "../../db/client.js";
+import type { Db, Queryable, Tx } from "../../db/client.js";
+import { deferWrite } from "./deferred.js";
 import { prepared } from "./prepared.js";
-import { transact } from "./transaction.js";
 import { auditEvents, machines, nodeEvents, syslogMessages, timelineEntries } from "../../db/schema.js";
 
 /** Kinds recorded here; the others come from the audit log and node events. */
@@ -32,15 +32,6 @@ export const maxTimelineItems = 1000;
 
 const clean = (s: string) => s.replace(/[\x00-\x1f\x7f]+/g, " ").slice(0, maxDetailLength);
 
-/** Drop rows of `where` past the newest `keep`. */
-function trim(db: Queryable, where: ReturnType<typeof and>, keep: number): void {
-  const cutoff = db.select({ id: timelineEntries.id }).from(timelineEntries).where(where).orderBy(desc(timelineEntries.id)).limit(1).offset(keep).get();
-  if (cutoff)
-    db.delete(timelineEntries)
-      .where(and(where, lte(timelineEntries.id, cutoff.id)))
-      .run();
-}
-
 const newestOfMachine = (q: Queryable) =>
   q
     .select()
@@ -63,30 +54,85 @@ const bump = (q: Queryable) =>
     .set({ count: sql`${timelineEntries.count} + 1`, lastAt: sql.placeholder("lastAt") as unknown as number })
     .where(eq(timelineEntries.id, sql.placeholder("id")))
     .prepare();
+const insertEntry = (q: Queryable) =>
+  q
+    .insert(timelineEntries)
+    .values({
+      machineId: sql.placeholder("machineId"),
+      sourceIp: sql.placeholder("ip"),
+      kind: sql.placeholder("kind"),
+      detail: sql.placeholder("detail"),
+      firstAt: sql.placeholder("at"),
+      lastAt: sql.placeholder("at"),
+    })
+    .prepare();
+// Each drops the rows of its owner past the newest `keep` (the row at offset `keep`, found on its index, and every older one).
+const trimMachine = (q: Queryable) =>
+  q
+    .delete(timelineEntries)
+    .where(
+      and(
+        eq(timelineEntries.machineId, sql.placeholder("machineId")),
+        lte(
+          timelineEntries.id,
+          sql`(select id from ${timelineEntries} where ${timelineEntries.machineId} = ${sql.placeholder("machineId")} order by id desc limit 1 offset ${maxEntriesPerMachine})`,
+        ),
+      ),
+    )
+    .prepare();
+const trimAddress = (q: Queryable) =>
+  q
+    .delete(timelineEntries)
+    .where(
+      and(
+        isNull(timelineEntries.machineId),
+        eq(timelineEntries.sourceIp, sql.placeholder("ip")),
+        lte(
+          timelineEntries.id,
+          sql`(select id from ${timelineEntries} where ${timelineEntries.machineId} is null and ${timelineEntries.sourceIp} = ${sql.placeholder("ip")} order by id desc limit 1 offset ${maxEntriesPerAddress})`,
+        ),
+      ),
+    )
+    .prepare();
+const trimAllAddresses = (q: Queryable) =>
+  q
+    .delete(timelineEntries)
+    .where(
+      and(
+        isNull(timelineEntries.machineId),
+        lte(
+          timelineEntries.id,
+          sql`(select id from ${timelineEntries} where ${timelineEntries.machineId} is null order by id desc limit 1 offset ${maxAddressEntries})`,
+        ),
+      ),
+    )
+    .prepare();
+
+type Activity = { machineId: number | null; ip: string | null; kind: ActivityKind; detail: string; at: number };
+
+/** One activity into the timeline, inside the flush's transaction. */
+function writeActivity(tx: Tx, a: Activity): void {
+  const newest = a.machineId === null ? prepared(tx, newestOfAddress).get({ ip: a.ip }) : prepared(tx, newestOfMachine).get({ machineId: a.machineId });
+  if (newest && newest.kind === a.kind && newest.detail === a.detail && newest.sourceIp === a.ip) {
+    prepared(tx, bump).run({ id: newest.id, lastAt: a.at });
+    return;
+  }
+  prepared(tx, insertEntry).run({ machineId: a.machineId, ip: a.ip, kind: a.kind, detail: a.detail, at: a.at });
+  if (a.machineId !== null) prepared(tx, trimMachine).run({ machineId: a.machineId });
+  else prepared(tx, trimAddress).run({ ip: a.ip });
+}
 
 /**
  * Record one thing a machine (or, for TFTP, an address) did. The same kind and detail as its
  * newest entry bumps that entry's count (202 polls become one line); anything else is a new row.
+ * Written with the next flush of deferred writes (`store/deferred.ts`), not by this call.
  */
-export function noteActivity(db: Db, a: { machineId: number | null; ip: string | null; kind: ActivityKind; detail: string; at: number }): void {
+export function noteActivity(db: Db, a: Activity): void {
   if (a.machineId === null && !a.ip) return;
-  const detail = clean(a.detail);
-  const ip = a.ip || null;
-  const owner = a.machineId === null ? and(isNull(timelineEntries.machineId), eq(timelineEntries.sourceIp, ip!)) : eq(timelineEntries.machineId, a.machineId);
-  transact(db, (tx) => {
-    // Every request of a machine lands here: the lookup and the bump are prepared once.
-    const newest = a.machineId === null ? prepared(tx, newestOfAddress).get({ ip }) : prepared(tx, newestOfMachine).get({ machineId: a.machineId });
-    if (newest && newest.kind === a.kind && newest.detail === detail && newest.sourceIp === ip) {
-      prepared(tx, bump).run({ id: newest.id, lastAt: a.at });
-      return;
-    }
-    tx.insert(timelineEntries).values({ machineId: a.machineId, sourceIp: ip, kind: a.kind, detail, firstAt: a.at, lastAt: a.at }).run();
-    if (a.machineId !== null) trim(tx, owner, maxEntriesPerMachine);
-    else {
-      trim(tx, owner, maxEntriesPerAddress);
-      trim(tx, and(isNull(timelineEntries.machineId)), maxAddressEntries);
-    }
-  });
+  const activity = { ...a, ip: a.ip || null, detail: clean(a.detail) };
+  deferWrite(db, (tx) => writeActivity(tx, activity));
+  // The cap on all address-only rows walks 20,000 index entries: once per flush is enough.
+  if (a.machineId === null) deferWrite(db, (tx) => prepared(tx, trimAllAddresses).run(), "timeline:trim-addresses");
 }
 
 /** A TFTP transfer, filed under the client's address; never throws (TFTP must keep serving). */

@@ -4,6 +4,7 @@ import { auditEvents, clusters, machines } from "../../db/schema.js";
 import type { MachineState } from "../../server/lifecycle/machine.js";
 import { makeTestApp } from "../helpers/app.js";
 import { expectGolden } from "../helpers/golden.js";
+import { flushDeferred } from "../../server/store/deferred.js";
 
 /** What iPXE sends after the chain: the MAC's colons arrive as %3A. */
 const identity =
@@ -53,6 +54,8 @@ describe("GET /boot.ipxe", () => {
     const first = db.select().from(machines).get()!;
     clock.advance(60_000);
     await app.request("/boot.ipxe?mac=52-54-00-12-34-56&serial=&uuid=");
+    // A known machine's sighting is written with the next flush of deferred writes.
+    flushDeferred(db);
     const all = db.select().from(machines).all();
     expect(all).toHaveLength(1);
     expect(all[0]!.lastSeenAt).toBe(first.lastSeenAt + 60_000);

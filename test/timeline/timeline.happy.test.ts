@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { eq, isNull } from "drizzle-orm";
 import { nodeEvents, timelineEntries } from "../../db/schema.js";
 import { maxAddressEntries, maxEntriesPerAddress, maxEntriesPerMachine, noteActivity, recordTftpTransfer } from "../../server/store/timeline.js";
+import { flushDeferred } from "../../server/store/deferred.js";
 import { makeTestApp } from "../helpers/app.js";
 import { admin, bootQuery, discoverAndEnroll, enroll, mac, tokenFor } from "../enrollment/fixtures.js";
 
@@ -115,12 +116,14 @@ describe("timeline storage stays bounded", () => {
   it("2,000 identical polls → one row with count 2000", () => {
     const t = makeTestApp();
     for (let i = 0; i < 2_000; i++) noteActivity(t.db, { machineId: 1, ip: "10.0.0.1", kind: "config", detail: "202 wait: pending_approval", at: i });
+    flushDeferred(t.db);
     expect(t.db.select().from(timelineEntries).all()).toMatchObject([{ count: 2_000, firstAt: 0, lastAt: 1_999 }]);
   });
 
   it("alternating distinct details → at most the per-machine cap, newest kept", () => {
     const t = makeTestApp();
     for (let i = 0; i < maxEntriesPerMachine + 50; i++) noteActivity(t.db, { machineId: 1, ip: null, kind: "seed", detail: `file-${i}`, at: i });
+    flushDeferred(t.db);
     const rows = t.db.select().from(timelineEntries).where(eq(timelineEntries.machineId, 1)).all();
     expect(rows).toHaveLength(maxEntriesPerMachine);
     expect(rows.at(-1)!.detail).toBe(`file-${maxEntriesPerMachine + 49}`);
@@ -130,8 +133,10 @@ describe("timeline storage stays bounded", () => {
   it("TFTP from many addresses → per-address and total caps hold; long or control-character details are cut and cleaned", () => {
     const t = makeTestApp();
     for (let i = 0; i < maxEntriesPerAddress + 10; i++) recordTftpTransfer(t.db, { file: `f${i}`, address: "10.0.0.7", result: "not_found", bytes: 0, at: i });
+    flushDeferred(t.db);
     expect(t.db.select().from(timelineEntries).where(eq(timelineEntries.sourceIp, "10.0.0.7")).all()).toHaveLength(maxEntriesPerAddress);
     recordTftpTransfer(t.db, { file: `evil\n${"x".repeat(1000)}`, address: "10.0.0.8", result: "not_found", bytes: 0, at: 1 });
+    flushDeferred(t.db);
     const evil = t.db.select().from(timelineEntries).where(eq(timelineEntries.sourceIp, "10.0.0.8")).get()!;
     expect(evil.detail).not.toContain("\n");
     expect(evil.detail.length).toBeLessThanOrEqual(300);
