@@ -10,6 +10,7 @@ import type { TemplateSet } from "./render/templates.js";
 import type { Keyring } from "./enrollment/keyring.js";
 import type { AnonymousLimits } from "./rate-limit.js";
 import type { Metrics } from "./metrics/registry.js";
+import type { BootAnswer } from "./lifecycle/machine.js";
 
 /** Milliseconds since the epoch; tests pass a fixed or steppable clock. */
 export type Clock = () => number;
@@ -54,5 +55,7 @@ export type AppEnv = {
     credentialGeneration: number;
     /** The name of the admin token an admin request carried, put there by `adminAuth`. */
     adminToken: string;
+    /** The iPXE script `/boot.ipxe` answered a known machine, and the rule's answer it renders: read by the log line and the timeline. */
+    bootScript: { answer: BootAnswer; script: string };
   };
 };

@@ -2,7 +2,7 @@
 import { asc, desc, eq, gt, sql } from "drizzle-orm";
 import type { Queryable } from "../../db/client.js";
 import { auditEvents } from "../../db/schema.js";
-import { prepared } from "./prepared.js";
+import { connectionOf, prepared } from "./prepared.js";
 
 export type AuditEntry = {
   at: number;
@@ -14,8 +14,18 @@ export type AuditEntry = {
   detail?: Record<string, unknown> | null;
 };
 
+/** Audit records this process has written (or tried to), per connection: the log follower reads only when it moved. */
+const written = new WeakMap<object, number>();
+
+/** How many audit records this process has written on `db`'s connection; a change means `auditSince` has news. */
+export function auditWrites(db: Queryable): number {
+  return written.get(connectionOf(db)) ?? 0;
+}
+
 /** Append one audit record; call inside the transaction that made the change. */
 export function recordAudit(db: Queryable, entry: AuditEntry): void {
+  const connection = connectionOf(db);
+  written.set(connection, (written.get(connection) ?? 0) + 1);
   db.insert(auditEvents)
     .values({
       at: entry.at,

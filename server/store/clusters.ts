@@ -8,7 +8,7 @@ import type { InstallPolicy } from "../lifecycle/machine.js";
 import { ipv4InCidr } from "../policy/cidr.js";
 import { recordAudit } from "./audit.js";
 import { fetchSize, pageOf, pastCursor, type Page, type PageRequest } from "./pagination.js";
-import { prepared } from "./prepared.js";
+import { connectionOf, prepared } from "./prepared.js";
 import { transact } from "./transaction.js";
 
 export type { ClusterRow } from "../../db/schema.js";
@@ -67,8 +67,27 @@ const clusterById = (q: Queryable) =>
     .where(eq(clusters.id, sql.placeholder("id")))
     .prepare();
 
+const totalChanges = (q: Queryable) => connectionOf(q).prepare("select total_changes() as n").pluck();
+const clusterCache = new WeakMap<object, { changes: number; rows: Map<number, ClusterRow | undefined> }>();
+
+/**
+ * Every boot and seed fetch asks for its machine's cluster, which changes a few times a day: the
+ * rows read are kept until this connection writes anything (SQLite's total_changes moves), which
+ * costs a fraction of a read. Inside a transaction nothing is cached (it may roll back). Another
+ * process writing the file is not seen until this one writes; edgejoin's own CLI changes
+ * clusters through the HTTP API.
+ */
 export function getCluster(db: Queryable, id: number): ClusterRow | undefined {
-  return prepared(db, clusterById).get({ id });
+  const connection = connectionOf(db);
+  if (connection.inTransaction) return prepared(db, clusterById).get({ id });
+  const changes = prepared(db, totalChanges).get() as number;
+  let cache = clusterCache.get(connection);
+  if (!cache || cache.changes !== changes) {
+    cache = { changes, rows: new Map() };
+    clusterCache.set(connection, cache);
+  }
+  if (!cache.rows.has(id)) cache.rows.set(id, prepared(db, clusterById).get({ id }));
+  return cache.rows.get(id);
 }
 
 export function listClusters(db: Queryable): ClusterRow[] {

@@ -10,7 +10,7 @@ import type { Queryable } from "../../db/client.js";
 const byConnection = new WeakMap<BetterSqlite3.Database, Map<unknown, unknown>>();
 
 /** The better-sqlite3 connection under a database or a transaction (the same one: SQLite is one connection here). */
-function connectionOf(q: Queryable): BetterSqlite3.Database {
+export function connectionOf(q: Queryable): BetterSqlite3.Database {
   const db = q as { $client?: BetterSqlite3.Database; session?: { client: BetterSqlite3.Database } };
   const client = db.$client ?? db.session?.client;
   if (!client) throw new Error("prepared: not a better-sqlite3 database or transaction");

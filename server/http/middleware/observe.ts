@@ -14,9 +14,7 @@ import type { Logger } from "pino";
 import type { AppEnv, Deps } from "../../context.js";
 import { ApiError } from "../../errors.js";
 import { handleError } from "../error-handler.js";
-import { bootAnswer } from "../../lifecycle/machine.js";
-import { auditSince, lastAuditId } from "../../store/audit.js";
-import { getCluster } from "../../store/clusters.js";
+import { auditSince, auditWrites, lastAuditId } from "../../store/audit.js";
 
 /** Audit actions that need a person's attention: logged at `warn`, the rest at `info`. */
 const warnActions = new Set([
@@ -38,9 +36,16 @@ function isAdminRoute(route: string, method: string): boolean {
 /** Logs audit records written since the last call, oldest first. */
 export function auditFollower(db: Deps["db"], logger: Logger): () => void {
   let after = lastAuditId(db);
+  // Most requests write no audit record: the log is read only when this process wrote one (a
+  // record written by another process, such as the CLI on the data folder, is logged with the next).
+  let seen = auditWrites(db);
   return () => {
+    const writes = auditWrites(db);
+    if (writes === seen) return;
     // Bounded: a burst bigger than this is logged over the next requests.
-    for (const a of auditSince(db, after, 500)) {
+    const batch = auditSince(db, after, 500);
+    if (batch.length < 500) seen = writes;
+    for (const a of batch) {
       after = a.id;
       const line = {
         audit: a.action,
@@ -94,12 +99,10 @@ export function observe(deps: Deps) {
     if (isAdminRoute(route, method)) logger.info(line, "request");
     else logger.debug(line, "request");
     const m = c.var.machine;
-    if (route === "/boot.ipxe" && status === 200 && m) {
-      // The same rule the boot handler answered with; the cluster's install policy decides whether an unknown machine waits.
-      const policy = m.clusterId === null ? undefined : getCluster(deps.db, m.clusterId)?.installPolicy;
-      const answer = bootAnswer(m, policy);
-      const line = { requestId: c.var.requestId, machineId: m.id, mac: m.mac, state: m.state, answer, ip: c.var.sourceIp || undefined };
-      logger.info(line, answer === "install" ? "installer served" : "boot script served");
+    const boot = c.var.bootScript;
+    if (boot && m) {
+      const line = { requestId: c.var.requestId, machineId: m.id, mac: m.mac, state: m.state, answer: boot.answer, ip: c.var.sourceIp || undefined };
+      logger.info(line, boot.answer === "install" ? "installer served" : "boot script served");
     }
     if (route === "/artifacts/*" && status === 404) {
       logger.warn({ requestId: c.var.requestId, path: c.req.path, ip: c.var.sourceIp || undefined }, "artifact not found");

@@ -18,7 +18,10 @@ export function scriptSummary(script: string): string {
 async function describe(c: Context<AppEnv>): Promise<{ kind: ActivityKind; detail: string } | undefined> {
   const path = c.req.path;
   const status = c.res.status;
-  if (path === "/boot.ipxe") return { kind: "boot", detail: `/boot.ipxe: ${scriptSummary(await c.res.clone().text())}` };
+  if (path === "/boot.ipxe") {
+    const boot = c.var.bootScript;
+    return boot ? { kind: "boot", detail: `/boot.ipxe: ${scriptSummary(boot.script)}` } : undefined;
+  }
   const seed = /^\/cloud-init\/[^/]+\/([a-z-]+)\/?$/.exec(path);
   if (seed) return { kind: "seed", detail: `${seed[1]} ${status}` };
   if (path === "/api/v1/node/config") {
