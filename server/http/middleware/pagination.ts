@@ -26,13 +26,16 @@ export function decodeCursor(cursor: string): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
+/** Query `limit`: a whole number from 1 to `maxPageSize`; for a list whose cursor is not a row id. */
+export const pageLimit = z
+  .string()
+  .regex(/^\d{1,7}$/, `limit must be a whole number from 1 to ${maxPageSize}`)
+  .transform(Number)
+  .refine((n) => n >= 1 && n <= maxPageSize, `limit must be from 1 to ${maxPageSize}`)
+  .optional();
+
 const pageFields = {
-  limit: z
-    .string()
-    .regex(/^\d{1,7}$/, `limit must be a whole number from 1 to ${maxPageSize}`)
-    .transform(Number)
-    .refine((n) => n >= 1 && n <= maxPageSize, `limit must be from 1 to ${maxPageSize}`)
-    .optional(),
+  limit: pageLimit,
   cursor: z
     .string()
     .transform((c, ctx) => {

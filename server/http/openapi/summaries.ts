@@ -19,7 +19,7 @@ export const summaries: Record<string, string> = {
   "GET /api/v1/nodes": "List machines",
   "GET /api/v1/nodes/:id": "One machine",
   "GET /api/v1/nodes/:id/events": "A machine's agent events and audit trail",
-  "GET /api/v1/nodes/:id/timeline": "A machine's story, oldest first",
+  "GET /api/v1/nodes/:id/timeline": "A machine's story, oldest first, paged (limit, cursor, next_cursor)",
   "POST /api/v1/nodes/:id/approve": "Approve a machine",
   "POST /api/v1/nodes/:id/reject": "Reject a machine",
   "POST /api/v1/nodes/:id/retire": "Retire a machine, freeing its seat",

@@ -9,7 +9,7 @@ import { getCluster, listClusters } from "../../store/clusters.js";
 import { getMachine, listMachines } from "../../store/machines.js";
 import { listPreRegistrations, listRules } from "../../store/policy.js";
 import { getQuorum } from "../../store/quorum.js";
-import { machineTimeline } from "../../store/timeline.js";
+import { machineTimeline } from "../../store/timeline-read.js";
 import type { Chrome } from "./layout.js";
 import type { DashboardView } from "./dashboard.js";
 import type { MachineView, PolicyLine } from "./pages.js";
