@@ -4,38 +4,12 @@
  */
 import { describe, expect, it } from "vitest";
 import Database from "better-sqlite3";
-import { existsSync, mkdirSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { freeTcpPort } from "../helpers/ports.js";
 import { loopbackSettings, spawnServer, waitHealthy } from "../helpers/server-process.js";
 import { testTempDir } from "../helpers/temp-dir.js";
-import { edgejoin, tableRows } from "./helpers.js";
-
-/** The default installer's files, as stand-ins: /boot.ipxe installs only what the artifacts folder has. */
-function artifactsIn(root: string): string {
-  const dir = join(root, "artifacts");
-  mkdirSync(join(dir, "ubuntu/casper"), { recursive: true });
-  for (const f of ["ubuntu/casper/vmlinuz", "ubuntu/casper/initrd", "ubuntu/ubuntu-live-server-amd64.iso"]) writeFileSync(join(dir, f), "stand-in\n");
-  return dir;
-}
-
-async function firstStart() {
-  const root = testTempDir("cli");
-  const settings: Record<string, string> = {
-    ...(await loopbackSettings(root)),
-    EDGEJOIN_LOG_LEVEL: "warn",
-    EDGEJOIN_IPXE_DIR: join(root, "no-ipxe"),
-    EDGEJOIN_ARTIFACTS_DIR: artifactsIn(root),
-  };
-  const server = spawnServer(settings, "cli");
-  await waitHealthy(server);
-  // Printed once the listeners are bound: wait for it rather than race the write.
-  for (let i = 0; i < 100 && !/^ {4}\S{43}$/m.test(server.stderr()); i++) await new Promise((r) => setTimeout(r, 50));
-  const token = /^ {4}([A-Za-z0-9_-]{43})$/m.exec(server.stderr())?.[1];
-  expect(token, server.stderr()).toBeDefined();
-  const env = { EDGEJOIN_URL: server.url, EDGEJOIN_ADMIN_TOKEN: token! };
-  return { server, settings, env, token: token!, root };
-}
+import { edgejoin, firstStart, tableRows } from "./helpers.js";
 
 describe("edgejoin admin CLI against a running server", () => {
   it("an admin's day: simulate machines, nodes ls/show (timeline), clusters ls/show (quorum), tokens create/ls/revoke, --json, one-line errors", async () => {
