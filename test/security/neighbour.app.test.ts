@@ -16,6 +16,9 @@ import { admin, enroll, postJson, type TestApp } from "../enrollment/fixtures.js
 import { bootstrapTokenOf, testCaHash } from "../quorum/fixtures.js";
 
 const json = { "content-type": "application/json" };
+/** The neighbour's address: its requests arrive from it, as over the HTTPS listener (the real machines' carry none). */
+const neighbourIp = "127.0.0.2";
+const from = (ip: string) => ({ incoming: { socket: { encrypted: true, remoteAddress: ip } } });
 
 /** What /boot.ipxe told the machine to do. */
 function bootKind(script: string): "local_disk" | "install" | "other" {
@@ -26,12 +29,16 @@ function bootKind(script: string): "local_disk" | "install" | "other" {
 
 /** A site: the app, and machines that boot, fetch their seed, enroll, get approved, report. */
 function site(t: TestApp = makeTestApp()) {
-  const req = async (method: string, path: string, o: { body?: unknown; headers?: Record<string, string> } = {}) => {
-    const res = await t.app.request(path, {
-      method,
-      headers: { ...(o.body === undefined ? {} : json), ...o.headers },
-      ...(o.body === undefined ? {} : { body: typeof o.body === "string" ? o.body : JSON.stringify(o.body) }),
-    });
+  const req = async (method: string, path: string, o: { body?: unknown; headers?: Record<string, string>; from?: string } = {}) => {
+    const res = await t.app.request(
+      path,
+      {
+        method,
+        headers: { ...(o.body === undefined ? {} : json), ...o.headers },
+        ...(o.body === undefined ? {} : { body: typeof o.body === "string" ? o.body : JSON.stringify(o.body) }),
+      },
+      o.from === undefined ? undefined : from(o.from),
+    );
     const text = await res.text();
     let body: Record<string, any> = {};
     try {
@@ -41,8 +48,15 @@ function site(t: TestApp = makeTestApp()) {
     }
     return { status: res.status, text, body };
   };
-  const boot = async (mac: string, query = "&arch=x86_64") => bootKind((await req("GET", `/boot.ipxe?mac=${encodeURIComponent(mac)}${query}`)).text);
-  const seedToken = async (mac: string) => bootstrapTokenOf((await req("GET", `/cloud-init/${mac}/user-data`)).text);
+  const boot = async (mac: string, query = "&arch=x86_64", o: { from?: string } = {}) =>
+    bootKind((await req("GET", `/boot.ipxe?mac=${encodeURIComponent(mac)}${query}`, o)).text);
+  const seedToken = async (mac: string, o: { from?: string } = {}) => bootstrapTokenOf((await req("GET", `/cloud-init/${mac}/user-data`, o)).text);
+  /** What the neighbour on 127.0.0.2 can do: fetch seeds, boot in any machine's name, enroll. */
+  const neighbour = {
+    seedToken: (mac: string) => seedToken(mac, { from: neighbourIp }),
+    boot: (mac: string, query?: string) => boot(mac, query, { from: neighbourIp }),
+    enroll: (body: unknown) => req("POST", "/api/v1/enroll", { body, from: neighbourIp }),
+  };
   /** A machine's first boot, seed and enroll: its node id and credential header. */
   const join = async (mac: string) => {
     expect(await boot(mac)).toBe("install");
@@ -65,7 +79,7 @@ function site(t: TestApp = makeTestApp()) {
     return { ...m, role: cfg.body.role as string, config: cfg.body };
   };
   const node = (id: number) => t.db.select().from(machines).where(eq(machines.id, id)).get()!;
-  return { ...t, req, boot, seedToken, join, approve, nodeConfig, event, joined, node };
+  return { ...t, req, boot, seedToken, neighbour, join, approve, nodeConfig, event, joined, node };
 }
 
 describe("a second credential for a pending machine (one enrollment per install)", () => {
@@ -73,15 +87,15 @@ describe("a second credential for a pending machine (one enrollment per install)
     const s = site();
     // The neighbour's seed fetch: before the machine enrolled (after, the seed carries no token at all).
     await s.boot("52:54:00:00:00:01");
-    const stolen = await s.seedToken("52:54:00:00:00:01");
+    const stolen = await s.neighbour.seedToken("52:54:00:00:00:01");
     const real = await s.join("52:54:00:00:00:01");
-    await expect(s.seedToken("52:54:00:00:00:01")).rejects.toThrow(/no bootstrap token/);
-    const neighbour = await s.req("POST", "/api/v1/enroll", { body: { token: stolen, mac: "52:54:00:00:00:01" } });
+    await expect(s.neighbour.seedToken("52:54:00:00:00:01")).rejects.toThrow(/no bootstrap token/);
+    const neighbour = await s.neighbour.enroll({ token: stolen, mac: "52:54:00:00:00:01" });
     expect(neighbour.status).toBe(409);
     expect(neighbour.body).toMatchObject({ error: "already_enrolled" });
     expect(neighbour.body.credential).toBeUndefined();
     const view = (await s.req("GET", `/api/v1/nodes/${real.id}`, { headers: admin })).body;
-    expect(view).toMatchObject({ state: "pending", conflicts: [{ source_ip: null, facts: null }] });
+    expect(view).toMatchObject({ state: "pending", conflicts: [{ source_ip: neighbourIp, facts: null }] });
     // No policy, no plain approve: only an admin who looked.
     expect((await s.approve(real.id)).body).toMatchObject({ error: "unresolved_conflict" });
     expect((await s.approve(real.id, { dismiss_conflicts: true })).status).toBe(200);
@@ -89,16 +103,16 @@ describe("a second credential for a pending machine (one enrollment per install)
     expect(cfg.status).toBe(200);
     expect(cfg.body.role).toBe("init");
     const audit = s.db.select().from(auditEvents).where(eq(auditEvents.action, "enroll.conflict")).all();
-    expect(audit).toHaveLength(1);
+    expect(audit).toEqual([expect.objectContaining({ machineId: real.id, sourceIp: neighbourIp })]);
   });
 
   it("a conflict after approval → config 202 reason conflict for every credential of that machine, no k3s secrets", async () => {
     const s = site();
     await s.boot("52:54:00:00:00:01");
-    const stolen = await s.seedToken("52:54:00:00:00:01");
+    const stolen = await s.neighbour.seedToken("52:54:00:00:00:01");
     const real = await s.join("52:54:00:00:00:01");
     await s.approve(real.id);
-    expect((await s.req("POST", "/api/v1/enroll", { body: { token: stolen, mac: "52:54:00:00:00:01" } })).status).toBe(409);
+    expect((await s.neighbour.enroll({ token: stolen, mac: "52:54:00:00:00:01" })).status).toBe(409);
     const cfg = await s.nodeConfig(real.auth);
     expect(cfg.status).toBe(202);
     expect(cfg.body).toMatchObject({ reason: "conflict" });
@@ -111,10 +125,11 @@ describe("resetting a joined machine without authentication", () => {
     const s = site();
     const init = await s.joined("52:54:00:00:00:01");
     expect(init.role).toBe("init");
-    const ud = await s.req("GET", "/cloud-init/52:54:00:00:00:01/user-data");
+    const ud = await s.req("GET", "/cloud-init/52:54:00:00:00:01/user-data", { from: neighbourIp });
     expect(ud.status).toBe(200);
     expect(() => bootstrapTokenOf(ud.text)).toThrow();
-    expect(s.node(init.id)).toMatchObject({ state: "joined", role: "init" });
+    expect(await s.neighbour.boot("52:54:00:00:00:01")).toBe("local_disk");
+    expect(s.node(init.id)).toMatchObject({ state: "joined", role: "init", credentialGeneration: 0 });
     expect(await s.boot("52:54:00:00:00:01")).toBe("local_disk");
     expect((await s.nodeConfig(init.auth)).status).toBe(200);
     expect((await s.req("GET", "/api/v1/clusters/1/quorum", { headers: admin })).body.health).toBe("ok");
@@ -124,14 +139,14 @@ describe("resetting a joined machine without authentication", () => {
     const s = site();
     const mac = "52:54:00:00:00:01";
     expect(await s.boot(mac)).toBe("install");
-    const stolen = await s.seedToken(mac);
+    const stolen = await s.neighbour.seedToken(mac);
     const real = await s.req("POST", "/api/v1/enroll", { body: { token: await s.seedToken(mac), mac, arch: "x86_64" } });
     const auth = { authorization: `Bearer ${real.body.credential}` };
     await s.approve(real.body.node_id);
     expect((await s.nodeConfig(auth)).status).toBe(200);
     await s.event(auth, "k3s-started");
     await s.event(auth, "ready", testCaHash);
-    const attempt = await s.req("POST", "/api/v1/enroll", { body: { token: stolen, mac } });
+    const attempt = await s.neighbour.enroll({ token: stolen, mac });
     expect(attempt.status).toBe(409);
     expect(s.node(real.body.node_id)).toMatchObject({ state: "joined", role: "init", credentialGeneration: 0 });
     expect(await s.boot(mac)).toBe("local_disk");
@@ -142,12 +157,12 @@ describe("a second cluster-init", () => {
   it("re-enrolling the init while it installs → refused; its k3s-started lands; after the lease, no other machine is given cluster-init", async () => {
     const s = site();
     await s.boot("52:54:00:00:00:01");
-    const stolen = await s.seedToken("52:54:00:00:00:01");
+    const stolen = await s.neighbour.seedToken("52:54:00:00:00:01");
     const init = await s.join("52:54:00:00:00:01");
     await s.approve(init.id);
     const cfg = await s.nodeConfig(init.auth);
     expect(parse(cfg.body.config_yaml)).toMatchObject({ "cluster-init": true });
-    expect((await s.req("POST", "/api/v1/enroll", { body: { token: stolen, mac: "52:54:00:00:00:01" } })).status).toBe(409);
+    expect((await s.neighbour.enroll({ token: stolen, mac: "52:54:00:00:00:01" })).status).toBe(409);
     expect((await s.event(init.auth, "k3s-started")).status).toBe(202);
     s.clock.advance(s.config.roleLeaseMs * 2);
     const next = await s.join("52:54:00:00:00:02");
@@ -163,9 +178,11 @@ describe("anonymous sightings never overwrite identity", () => {
     const s = site();
     const m = await s.joined("52:54:00:00:00:01");
     const before = s.node(m.id);
-    await s.boot("52:54:00:00:00:01", "&arch=arm64&uuid=11111111-2222-4333-8444-555555555555&serial=EVIL");
+    await s.neighbour.boot("52:54:00:00:00:01", "&arch=arm64&uuid=11111111-2222-4333-8444-555555555555&serial=EVIL");
+    await s.req("GET", "/cloud-init/52:54:00:00:00:01/meta-data", { from: neighbourIp });
     expect(s.node(m.id)).toMatchObject({ arch: before.arch, uuid: before.uuid, serial: before.serial, lastIp: before.lastIp });
-    expect(s.node(m.id).reported).toMatchObject({ arch: "arm64", serial: "EVIL" });
+    expect(s.node(m.id).lastIp).not.toBe(neighbourIp);
+    expect(s.node(m.id).reported).toMatchObject({ ip: neighbourIp, arch: "arm64", serial: "EVIL" });
     expect(s.db.select().from(auditEvents).where(eq(auditEvents.action, "machine.sighting_disagrees")).all()).toHaveLength(1);
     const cfg = await s.nodeConfig(m.auth);
     expect(cfg.status).toBe(200);
@@ -178,11 +195,11 @@ describe("decisions revoke credentials", () => {
     const s = site();
     const mac = "52:54:00:00:00:01";
     await s.boot(mac);
-    const early = await s.seedToken(mac);
+    const early = await s.neighbour.seedToken(mac);
     const m = await s.join(mac);
     expect((await s.req("POST", `/api/v1/nodes/${m.id}/reject`, { body: {}, headers: admin })).status).toBe(200);
     expect((await s.nodeConfig(m.auth)).status).toBe(401);
-    const late = await s.req("POST", "/api/v1/enroll", { body: { token: early, mac } });
+    const late = await s.neighbour.enroll({ token: early, mac });
     expect(late.status).toBe(403);
     expect(late.body.credential).toBeUndefined();
   });
@@ -230,6 +247,29 @@ describe("decisions revoke credentials", () => {
     expect(s.db.select().from(nodeEvents).where(eq(nodeEvents.machineId, m.id)).all()).toHaveLength(0);
     expect(s.node(m.id).k3sStartedAt).toBeNull();
   });
+
+  it("an event the server refuses (409: no seat yet, or a server whose CA is not the cluster's) → not stored as if it happened", async () => {
+    const s = site();
+    // app.request has no socket address: joiners reach the servers through the registration address.
+    await s.req("PATCH", "/api/v1/clusters/1", { body: { servers: 3, registration_address: "10.0.0.10" }, headers: admin });
+    const init = await s.joined("52:54:00:00:00:01");
+    const early = await s.join("52:54:00:00:00:02");
+    await s.approve(early.id, { role: "server" });
+    // Approved, config not asked yet: it holds no seat, so k3s cannot have started on one.
+    const noSeat = await s.event(early.auth, "k3s-started");
+    expect(noSeat.status).toBe(409);
+    expect(s.node(early.id)).toMatchObject({ k3sStartedAt: null, role: null });
+    expect((await s.nodeConfig(early.auth)).status).toBe(200);
+    expect((await s.event(early.auth, "k3s-started")).status).toBe(202);
+    const foreign = await s.event(early.auth, "ready", "f".repeat(64));
+    expect(foreign.status).toBe(409);
+    expect(s.node(early.id)).toMatchObject({ state: "provisioning", readyAt: null, splitBrainRisk: true });
+    const stored = s.db.select().from(nodeEvents).where(eq(nodeEvents.machineId, early.id)).all();
+    expect(stored.map((e) => e.type)).toEqual(["k3s-started"]);
+    expect(s.db.select().from(auditEvents).where(eq(auditEvents.action, "quorum.split_brain_risk")).all()).toHaveLength(1);
+    expect(s.db.select().from(clusters).get()!.caHash).toBe(testCaHash);
+    expect(s.node(init.id).state).toBe("joined");
+  });
 });
 
 describe("approve into another cluster", () => {
@@ -247,6 +287,24 @@ describe("approve into another cluster", () => {
     // Retired first, it may go: no seat travels along.
     await s.req("POST", `/api/v1/nodes/${initA.id}/retire`, { body: {}, headers: admin });
     expect((await s.approve(initA.id, { cluster_id: b })).body).toMatchObject({ cluster_id: b, role: null });
+  });
+
+  it("the init of a formed cluster approved into an empty one → 409, never a 500; neither cluster gets a second cluster-init", async () => {
+    const s = site();
+    const b = (await s.req("POST", "/api/v1/clusters", { body: { name: "site-b" }, headers: admin })).body.id as number;
+    await s.req("PATCH", "/api/v1/clusters/1", { body: { servers: 3 }, headers: admin });
+    const initA = await s.joined("52:54:00:00:00:01");
+    s.db.update(machines).set({ state: "failed" }).where(eq(machines.id, initA.id)).run();
+    const res = await s.approve(initA.id, { cluster_id: b });
+    expect(res.status).toBe(409);
+    expect(res.body.error).toBe("conflict");
+    expect(s.node(initA.id)).toMatchObject({ clusterId: 1, role: "init" });
+    // The next server of the formed cluster joins it; the empty one has no init carried into it.
+    const next = await s.join("52:54:00:00:00:02");
+    await s.approve(next.id, { role: "server" });
+    const cfg = await s.nodeConfig(next.auth);
+    expect(cfg.text).not.toContain("cluster-init");
+    expect(s.db.select().from(machines).where(eq(machines.clusterId, b)).all()).toEqual([]);
   });
 });
 
@@ -321,12 +379,26 @@ describe("unbounded anonymous storage", () => {
     expect((await s.req("GET", "/cloud-init/02:00:00:00:09:99/user-data")).status).toBe(429);
   });
 
+  it("the neighbour's 150 new MACs → the admin's machine list comes a page at a time (100, then a cursor), not everything at once", async () => {
+    const s = site();
+    for (let i = 1; i <= 150; i++) await s.neighbour.boot(`02:00:00:00:00:${i.toString(16).padStart(2, "0")}`);
+    const first = await s.req("GET", "/api/v1/nodes", { headers: admin });
+    expect(first.body.nodes).toHaveLength(100);
+    expect(first.body.next_cursor).toEqual(expect.any(String));
+    const second = await s.req("GET", `/api/v1/nodes?cursor=${first.body.next_cursor}`, { headers: admin });
+    expect(second.body).toMatchObject({ next_cursor: null });
+    expect(second.body.nodes).toHaveLength(50);
+    const events = await s.req("GET", "/api/v1/events?limit=1000", { headers: admin });
+    expect(events.status).toBe(200);
+    expect((await s.req("GET", "/api/v1/nodes?limit=5000", { headers: admin })).status).toBe(422);
+  });
+
   it("~200 junk enrolls against one machine → a bounded number of conflicts and audit records; its trail stays in view", async () => {
     const s = site(limitedApp());
     await s.boot("52:54:00:00:00:01");
     const token = await s.seedToken("52:54:00:00:00:01");
     const m = await s.join("52:54:00:00:00:01");
-    for (let i = 0; i < 200; i++) await s.req("POST", "/api/v1/enroll", { body: { token, mac: "52:54:00:00:00:01" } });
+    for (let i = 0; i < 200; i++) await s.neighbour.enroll({ token, mac: "52:54:00:00:00:01" });
     expect(s.node(m.id).conflicts.length).toBeLessThanOrEqual(20);
     const audits = s.db.select().from(auditEvents).where(eq(auditEvents.machineId, m.id)).all();
     expect(audits.length).toBeLessThan(20);
@@ -357,12 +429,12 @@ describe("unbounded anonymous storage", () => {
 
   it("a later seed fetch (the neighbour's) does not break the installer's progress token", async () => {
     const s = site();
-    const endpoint = async () => {
-      const ud = await s.req("GET", "/cloud-init/52:54:00:00:00:01/user-data");
+    const endpoint = async (o: { from?: string } = {}) => {
+      const ud = await s.req("GET", "/cloud-init/52:54:00:00:00:01/user-data", o);
       return (parse(ud.text) as any).autoinstall.reporting.edgejoin.endpoint as string;
     };
     const installer = new URL(await endpoint());
-    await endpoint();
+    await endpoint({ from: neighbourIp });
     const res = await s.app.request(`${installer.pathname}${installer.search}`, { method: "POST", body: JSON.stringify({ name: "x", event_type: "start" }) });
     expect(res.status).toBe(202);
   });
@@ -384,7 +456,7 @@ describe("injection by admin input and 500s", () => {
     await s.boot("52:54:00:00:00:01");
     const token = await s.seedToken("52:54:00:00:00:01");
     const deep = `{"x":${"[".repeat(30_000)}${"]".repeat(30_000)}}`;
-    const res = await s.req("POST", "/api/v1/enroll", { body: `{"token":"${token}","mac":"52:54:00:00:00:01","facts":${deep}}` });
+    const res = await s.neighbour.enroll(`{"token":"${token}","mac":"52:54:00:00:00:01","facts":${deep}}`);
     expect(res.status).toBe(422);
     expect(s.db.select().from(machines).get()!.state).toBe("discovered");
   });
