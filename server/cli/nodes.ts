@@ -47,6 +47,23 @@ export function formatTimeline(entries: readonly TimelineEntry[]): string {
   ]);
 }
 
+/** Pages of the timeline `nodes show` reads before it stops: 100,000 lines, far beyond one machine's story. */
+const maxTimelinePages = 100;
+
+/** The whole timeline, following `next_cursor` page by page (at most `maxTimelinePages`); `cut` says it stopped early. */
+async function wholeTimeline(client: AdminClient, id: number): Promise<{ timeline: TimelineEntry[]; cut: boolean }> {
+  const timeline: TimelineEntry[] = [];
+  let cursor: string | undefined;
+  for (let page = 0; page < maxTimelinePages; page++) {
+    const body = await client.json<{ timeline?: unknown; next_cursor?: unknown }>("GET", `/api/v1/nodes/${id}/timeline`, { query: { limit: 1000, cursor } });
+    if (!Array.isArray(body.timeline)) throw new CliError("GET /api/v1/nodes/:id/timeline answered without a timeline: is EDGEJOIN_URL an edgejoin server?");
+    timeline.push(...(body.timeline as TimelineEntry[]));
+    if (typeof body.next_cursor !== "string" || body.next_cursor === "") return { timeline, cut: false };
+    cursor = body.next_cursor;
+  }
+  return { timeline, cut: true };
+}
+
 function collect(value: string, all: string[]): string[] {
   return [...all, value];
 }
@@ -103,7 +120,7 @@ export function registerNodes(program: Command): void {
     .action(async (machine: string, opts: { json?: boolean }) => {
       const client = clientFromEnv();
       const node = await resolveMachine(client, machine);
-      const timeline = await client.json<{ timeline: TimelineEntry[] }>("GET", `/api/v1/nodes/${node.id}/timeline`);
+      const timeline = await wholeTimeline(client, node.id);
       if (opts.json) {
         printJson({ node, timeline: timeline.timeline });
         return;
@@ -131,6 +148,7 @@ export function registerNodes(program: Command): void {
       );
       process.stdout.write(`\ntimeline (oldest first):\n`);
       process.stdout.write(timeline.timeline.length === 0 ? "  nothing recorded yet\n" : formatTimeline(timeline.timeline));
+      if (timeline.cut) process.stdout.write(`(stopped after ${timeline.timeline.length} lines, ${maxTimelinePages} pages)\n`);
     });
 
   nodes
