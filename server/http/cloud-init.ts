@@ -7,7 +7,7 @@ import { Hono, type Context } from "hono";
 import type { AppEnv } from "../context.js";
 import { issueBootstrapToken } from "../enrollment/tokens.js";
 import { ApiError } from "../errors.js";
-import { logUploadCommand, userDataTemplatePath } from "../render/cloud-init.js";
+import { logUploadCommand, type MachineValues, userDataTemplatePath } from "../render/cloud-init.js";
 import { seedCarriesAgent } from "../lifecycle/machine.js";
 import { getCluster } from "../store/clusters.js";
 import { assignHostname } from "../store/machines.js";
@@ -39,34 +39,38 @@ async function userData(c: Context<AppEnv>): Promise<string> {
   const agent = cloudInit.agentFiles();
   const installer = cluster.installer;
   const sshAuthorizedKeys = installer.ssh_authorized_keys ?? [];
-  const common = {
-    hostname,
-    mac: m.mac,
+  // One token per install: a later seed fetch (a neighbour's, or a retry) hands out the same one.
+  const values = { hostname, mac: m.mac, bootstrapToken: token, progressToken: progressTokenFor(db, m) };
+  const common = (v: MachineValues) => ({
+    hostname: v.hostname,
+    mac: v.mac,
     // The agent talks to the node API over HTTPS only, trusting edgejoin's CA and nothing else.
     nodeUrl: config.nodeUrl,
     caCert: c.var.deps.caCertPem,
-    bootstrapToken: token,
+    bootstrapToken: v.bootstrapToken,
     agentScript: agent.script,
     agentUnit: agent.unit,
     sshAuthorizedKeys,
     hasSshAuthorizedKeys: sshAuthorizedKeys.length > 0,
-  };
+  });
   const template = clusterTemplate(cluster.userDataTemplate);
-  if (installer.kind === "cloud-image") return cloudInit.cloudImage(common, template);
-  // The token rides in the query: the request log records paths only.
-  const progress = `${config.publicUrl}/install-progress/${m.mac.replaceAll(":", "")}`;
-  // One token per install: a later seed fetch (a neighbour's, or a retry) hands out the same one.
-  const progressToken = encodeURIComponent(progressTokenFor(db, m));
-  return cloudInit.autoinstall(
-    {
-      ...common,
-      adminUser: installer.admin_user ?? "edgejoin",
-      // "!" is a locked password: the admin user logs in with an SSH key only.
-      passwordHash: installer.password_hash ?? "!",
-      allowPasswordLogin: Boolean(installer.password_hash),
-      storageLayout: installer.storage_layout ?? "direct",
-      progressUrl: `${progress}?token=${progressToken}`,
-      logUploadCommand: logUploadCommand(`${progress}/log?token=${progressToken}`),
+  if (installer.kind === "cloud-image") return cloudInit.cloudImageFor(values, common, template);
+  return cloudInit.autoinstallFor(
+    values,
+    (v) => {
+      // The token rides in the query: the request log records paths only.
+      const progress = `${config.publicUrl}/install-progress/${v.macHex}`;
+      const progressToken = encodeURIComponent(v.progressToken);
+      return {
+        ...common(v),
+        adminUser: installer.admin_user ?? "edgejoin",
+        // "!" is a locked password: the admin user logs in with an SSH key only.
+        passwordHash: installer.password_hash ?? "!",
+        allowPasswordLogin: Boolean(installer.password_hash),
+        storageLayout: installer.storage_layout ?? "direct",
+        progressUrl: `${progress}?token=${progressToken}`,
+        logUploadCommand: logUploadCommand(`${progress}/log?token=${progressToken}`),
+      };
     },
     template,
   );

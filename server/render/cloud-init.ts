@@ -6,6 +6,7 @@
  * from data. A value can therefore never open a key, a list item, a comment or a second document,
  * and what cloud-init (PyYAML, YAML 1.1) reads is exactly what was meant.
  */
+import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import Mustache from "mustache";
@@ -17,6 +18,10 @@ import type { TemplateSet } from "./templates.js";
 
 /** YAML 1.1 reads these bare words as booleans or null (PyYAML does): they are always quoted. */
 const yaml11Word = /^(?:y|yes|n|no|true|false|on|off|null)$/i;
+/** The `yaml` library's YAML 1.1 reads `e1` as a float (PyYAML does not): quoted too, for every reader. */
+const exponentOnly = /^[eE][0-9]+$/;
+/** A string that starts with a letter and would still be read as something else when bare. */
+const readAsOther = (value: string) => yaml11Word.test(value) || exponentOnly.test(value);
 /** Bare strings that mean the same string to every YAML reader. */
 const plainSafe = /^[A-Za-z/][A-Za-z0-9_./-]*$/;
 
@@ -77,7 +82,7 @@ const yamlString = {
   ...stringTag,
   stringify(item: Scalar, ctx: Parameters<typeof stringifyString>[1], onComment?: () => void, onChompKeep?: () => void): string {
     const value = String(item.value);
-    if (plainSafe.test(value) && !yaml11Word.test(value)) return value;
+    if (plainSafe.test(value) && !readAsOther(value)) return value;
     if (!ctx.implicitKey && !ctx.inFlow && literalBlockSafe(value)) {
       const block = new Scalar(value);
       block.type = Scalar.BLOCK_LITERAL;
@@ -196,6 +201,13 @@ export function logUploadCommand(logUrl: string): string[] {
   return ["sh", "-c", script, "edgejoin-log-upload", logUrl, ...installerLogFiles];
 }
 
+/** A skeleton with one machine's values in its slots. */
+function fill(skeleton: Skeleton, values: SlotValues): string {
+  let out = skeleton.segments[0]!;
+  for (let i = 0; i < skeleton.slots.length; i++) out += values[skeleton.slots[i]!] + skeleton.segments[i + 1]!;
+  return out;
+}
+
 /** Template tokens mustache would print without our escape: refused, so no value bypasses it. */
 function checkTemplate(source: string, name: string, allowed: ReadonlySet<string>): void {
   type Token = [string, string, number, number, Token[]?, ...unknown[]];
@@ -214,10 +226,119 @@ function checkTemplate(source: string, name: string, allowed: ReadonlySet<string
   walk(Mustache.parse(source) as unknown as Token[], 0);
 }
 
+/** What differs between two machines of one cluster in their user-data: the rest is the cluster's. */
+export type MachineValues = { hostname: string; mac: string; bootstrapToken: string; progressToken: string };
+
+/** A user-data rendered once for a cluster with stand-ins where each machine's values go. */
+type Skeleton = { segments: string[]; slots: (keyof SlotValues)[]; agent: string; caCert: string };
+type SlotValues = MachineValues & { macHex: string };
+
+const randomOf = (alphabet: string, n: number) => Array.from(randomBytes(n), (b) => alphabet[b % alphabet.length]).join("");
+const lowerAlnum = "abcdefghijklmnopqrstuvwxyz0123456789";
+const base64url = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+const hexDigits = "0123456789abcdef";
+
+/**
+ * Stand-ins made once per process: each is drawn from the same characters as the value it stands
+ * for, and starts with the same kind of character, so every choice the YAML writer makes (bare,
+ * quoted, literal block; escapes) is the same for the stand-in as for the real value.
+ */
+const standIns = (() => {
+  const mac = Array.from({ length: 6 }, () => randomOf(hexDigits, 2)).join(":");
+  return {
+    hostnameLetter: `q${randomOf(lowerAlnum, 23)}`,
+    hostnameDigit: `7${randomOf(lowerAlnum, 23)}`,
+    mac,
+    macHex: mac.replaceAll(":", ""),
+    bootstrapToken: `eyJ${randomOf(base64url, 29)}.${randomOf(base64url, 32)}.${randomOf(base64url, 32)}`,
+    progressToken: randomOf(base64url, 43),
+  };
+})();
+
 /** Renders every NoCloud seed document edgejoin answers. */
 export class CloudInitRenderer {
   private agent?: { script: string; unit: string };
+  /** One skeleton per template and cluster view (a handful); `false` where a skeleton did not reproduce a full rendering. */
+  private readonly skeletons = new Map<string, Skeleton | false>();
+  /** User-data answers filled into a skeleton, and rendered in full (a new view, or one that cannot use a skeleton). */
+  readonly stats = { filled: 0, rendered: 0 };
   constructor(private readonly templates: TemplateSet) {}
+
+  /**
+   * `user-data` for Ubuntu's live installer, from a cluster's view of it (`build`) and one
+   * machine's values. A boot storm asks this of every machine: mustache, the YAML parse and the
+   * YAML write of ~20 KB took most of a user-data answer. They run once per cluster view, with
+   * stand-ins for the machine's values, and each answer only puts its own values in place. The
+   * first skeleton of each view is checked against a full rendering; a hostname a YAML reader takes for
+   * something else when bare (`yes`, `on`, `e1`, …) is always rendered in full.
+   */
+  autoinstallFor(values: MachineValues, build: (v: MachineValues & { macHex: string }) => AutoinstallView, template?: string): string {
+    return this.fromSkeleton(values, build, (view) => this.autoinstall(view, template), `autoinstall\0${template ?? ""}`);
+  }
+
+  /** `user-data` for a machine booting a cloud image, rendered like `autoinstallFor`. */
+  cloudImageFor(values: MachineValues, build: (v: MachineValues & { macHex: string }) => CloudImageView, template?: string): string {
+    return this.fromSkeleton(values, build, (view) => this.cloudImage(view, template), `cloud-image\0${template ?? ""}`);
+  }
+
+  private fromSkeleton<V extends CloudImageView>(values: MachineValues, build: (v: SlotValues) => V, render: (view: V) => string, kind: string): string {
+    const real: SlotValues = { ...values, macHex: values.mac.replaceAll(":", "") };
+    const hostnameShape = /^[a-z]/.test(values.hostname) ? "letter" : "digit";
+    if (readAsOther(values.hostname) || !/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(values.mac) || !/^[A-Za-z0-9_-]+$/.test(values.progressToken)) {
+      this.stats.rendered++;
+      return render(build(real));
+    }
+    const stand: SlotValues = {
+      hostname: hostnameShape === "letter" ? standIns.hostnameLetter : standIns.hostnameDigit,
+      mac: standIns.mac,
+      macHex: standIns.macHex,
+      bootstrapToken: standIns.bootstrapToken,
+      progressToken: standIns.progressToken,
+    };
+    const view = build(stand);
+    const { agentScript, agentUnit, caCert, ...small } = view;
+    const key = `${kind}\0${hostnameShape}\0${JSON.stringify(small)}`;
+    let skeleton = this.skeletons.get(key);
+    // The big constant strings are compared, not keyed: the same objects every time, so `===` is cheap.
+    if (skeleton && (skeleton.agent !== agentScript + agentUnit || skeleton.caCert !== caCert)) skeleton = undefined;
+    if (skeleton === undefined) {
+      skeleton = this.makeSkeleton(render(view), stand, `${agentScript}${agentUnit}`, caCert);
+      const full = render(build(real));
+      if (fill(skeleton, real) !== full) skeleton = false;
+      if (this.skeletons.size >= 64) this.skeletons.delete(this.skeletons.keys().next().value!);
+      this.skeletons.set(key, skeleton);
+      this.stats.rendered++;
+      return full;
+    }
+    if (skeleton === false) {
+      this.stats.rendered++;
+      return render(build(real));
+    }
+    this.stats.filled++;
+    return fill(skeleton, real);
+  }
+
+  private makeSkeleton(text: string, stand: SlotValues, agent: string, caCert: string): Skeleton {
+    const slotOf = new Map(Object.entries(stand).map(([k, v]) => [v, k as keyof SlotValues]));
+    // Longest first: the MAC's stand-in must not be cut by a shorter one inside it.
+    const pattern = new RegExp(
+      [...slotOf.keys()]
+        .sort((a, b) => b.length - a.length)
+        .map((v) => v.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"))
+        .join("|"),
+      "g",
+    );
+    const segments: string[] = [];
+    const slots: (keyof SlotValues)[] = [];
+    let at = 0;
+    for (const m of text.matchAll(pattern)) {
+      segments.push(text.slice(at, m.index));
+      slots.push(slotOf.get(m[0])!);
+      at = m.index + m[0].length;
+    }
+    segments.push(text.slice(at));
+    return { segments, slots, agent, caCert };
+  }
 
   /** The enrollment agent and its systemd unit, as shipped in templates/agent/. */
   agentFiles(): { script: string; unit: string } {
