@@ -26,18 +26,32 @@ export function auditWrites(db: Queryable): number {
 export function recordAudit(db: Queryable, entry: AuditEntry): void {
   const connection = connectionOf(db);
   written.set(connection, (written.get(connection) ?? 0) + 1);
-  db.insert(auditEvents)
-    .values({
-      at: entry.at,
-      actor: entry.actor,
-      sourceIp: entry.sourceIp ?? null,
-      action: entry.action,
-      machineId: entry.machineId ?? null,
-      clusterId: entry.clusterId ?? null,
-      detail: entry.detail ?? null,
-    })
-    .run();
+  prepared(db, insertAudit).run({
+    at: entry.at,
+    actor: entry.actor,
+    sourceIp: entry.sourceIp ?? null,
+    action: entry.action,
+    machineId: entry.machineId ?? null,
+    clusterId: entry.clusterId ?? null,
+    // Encoded here: the column's encoder would store a missing detail as the text `null`, not NULL.
+    detail: entry.detail == null ? null : JSON.stringify(entry.detail),
+  });
 }
+
+// Every decision writes one: prepared once.
+const insertAudit = (q: Queryable) =>
+  q
+    .insert(auditEvents)
+    .values({
+      at: sql.placeholder("at"),
+      actor: sql.placeholder("actor"),
+      sourceIp: sql.placeholder("sourceIp"),
+      action: sql.placeholder("action"),
+      machineId: sql.placeholder("machineId"),
+      clusterId: sql.placeholder("clusterId"),
+      detail: sql`${sql.placeholder("detail")}`,
+    })
+    .prepare();
 
 /** Newest first, optionally for one machine. */
 export function listAudit(db: Queryable, opts: { machineId?: number; limit?: number } = {}) {

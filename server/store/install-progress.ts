@@ -12,13 +12,27 @@ import type { Db, Queryable } from "../../db/client.js";
 import { machines, nodeEvents, settings } from "../../db/schema.js";
 import type { MachineRow } from "../context.js";
 import { recordAudit } from "./audit.js";
+import { connectionOf } from "./prepared.js";
 
 const keySetting = "install_progress_key";
 
 /** Installer events kept per machine (the newest), and bytes of uploaded logs kept per machine (the newest). */
 export const installerBounds = { events: 500, logBytes: 1024 * 1024 } as const;
 
+/** The key never changes once stored: read once per connection (every user-data answer needs it). */
+const keys = new WeakMap<object, Buffer>();
+
 function progressKey(db: Queryable): Buffer {
+  const connection = connectionOf(db);
+  const known = keys.get(connection);
+  if (known) return known;
+  const key = readOrMakeProgressKey(db);
+  // Inside a transaction the key may still roll back with it: kept only once it is committed.
+  if (!connection.inTransaction) keys.set(connection, key);
+  return key;
+}
+
+function readOrMakeProgressKey(db: Queryable): Buffer {
   const row = db.select().from(settings).where(eq(settings.key, keySetting)).get();
   if (row) return Buffer.from(row.value, "base64url");
   const key = randomBytes(32);

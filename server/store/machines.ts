@@ -48,6 +48,12 @@ const refreshSightingOnly = (q: Queryable) =>
     .set({ reported: sql.placeholder("reported") as unknown as ReportedSighting, lastSeenAt: sql.placeholder("lastSeenAt") as unknown as number })
     .where(eq(machines.id, sql.placeholder("id")))
     .prepare();
+const setHostname = (q: Queryable) =>
+  q
+    .update(machines)
+    .set({ hostname: sql.placeholder("hostname") as unknown as string })
+    .where(eq(machines.id, sql.placeholder("id")))
+    .prepare();
 const nameHolder = (q: Queryable) =>
   q
     .select({ id: machines.id })
@@ -255,11 +261,16 @@ export function nameTakenIn(db: Queryable, clusterId: number | null, name: strin
  * the one naming rule and stored on first use, so every later answer stays the same.
  */
 export function assignHostname(db: Db, machineId: number, cluster: { name: string; hostnamePattern: string } | undefined, now: number): string {
+  // Every seed fetch after the first finds the name stored and still free: no write transaction for that.
+  const seen = getMachine(db, machineId);
+  if (seen?.hostname && chooseNodeName(seen, cluster, (name) => nameTakenIn(db, seen.clusterId, name, seen.id) !== undefined) === seen.hostname) {
+    return seen.hostname;
+  }
   return transact(db, (tx) => {
     const m = getMachine(tx, machineId)!;
     const hostname = chooseNodeName(m, cluster, (name) => nameTakenIn(tx, m.clusterId, name, m.id) !== undefined);
     if (hostname === m.hostname) return hostname;
-    tx.update(machines).set({ hostname }).where(eq(machines.id, m.id)).run();
+    prepared(tx, setHostname).run({ hostname, id: m.id });
     recordAudit(tx, { at: now, actor: "system", action: "machine.hostname_assigned", machineId: m.id, clusterId: m.clusterId, detail: { hostname } });
     return hostname;
   });
