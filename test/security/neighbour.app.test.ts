@@ -463,7 +463,7 @@ describe("injection by admin input and 500s", () => {
 });
 
 describe("leases and clock steps", () => {
-  it("the wall clock steps a year forward → no unstarted seat is taken back (leases run on the lease clock)", async () => {
+  it("the wall clock steps a month forward → no unstarted seat is taken back (leases run on the lease clock)", async () => {
     const db = openDb(":memory:");
     const config = testConfig();
     const wall = steppableClock();
