@@ -23,6 +23,8 @@ import { expectValidUserData } from "../cloud-init/cloud-init-tools.js";
 import { issueCa, issueServerCert } from "../../server/tls/ca.js";
 import { freeTcpPort } from "../helpers/ports.js";
 import { httpExchange } from "../quorum/harness.js";
+import { edgejoin } from "../cli/helpers.js";
+import { k3sYaml } from "../kubeconfig/k3s-yaml.js";
 
 const k3sVersion = "v1.31.4+k3s1";
 
@@ -150,9 +152,13 @@ async function admin(ej: Edgejoin, path: string, body: unknown = {}) {
 const machineByMac = (ej: Edgejoin, mac: string) => ej.db.select().from(machines).where(eq(machines.mac, mac)).get();
 const stateFile = (paths: { state: string }, name: string) => (existsSync(join(paths.state, name)) ? readFileSync(join(paths.state, name), "utf8") : "");
 
-/** A fake k3s install script and binary in the artifacts folder, recording how they were run. */
-function fakeK3sArtifacts(artifacts: string, record: string) {
+/**
+ * A fake k3s install script and binary in the artifacts folder, recording how they were run. Like
+ * k3s starting as a server, the install writes the cluster admin's kubeconfig to `kubeconfig`.
+ */
+function fakeK3sArtifacts(artifacts: string, record: string, kubeconfig = join(record, "k3s.yaml")) {
   mkdirSync(join(artifacts, `k3s/${k3sVersion}`), { recursive: true });
+  writeFileSync(join(record, "k3s.yaml.source"), k3sYaml);
   writeFileSync(
     join(artifacts, "k3s/install.sh"),
     [
@@ -161,6 +167,7 @@ function fakeK3sArtifacts(artifacts: string, record: string) {
       `env | grep -E '^(INSTALL_K3S|K3S)_' | sort > '${record}/install-env'`,
       '[ "$INSTALL_K3S_SKIP_DOWNLOAD" = true ] && [ -x "$INSTALL_K3S_BIN_DIR/k3s" ] || { echo "no k3s binary" >&2; exit 1; }',
       `echo started > '${record}/k3s-service'`,
+      `[ "$INSTALL_K3S_EXEC" != server ] || { mkdir -p '${join(kubeconfig, "..")}' && cp '${record}/k3s.yaml.source' '${kubeconfig}'; }`,
       "",
     ].join("\n"),
   );
@@ -217,13 +224,14 @@ describe("edgejoin-agent (sh) against a running edgejoin", () => {
     expect(third.stderr()).toContain("credential_revoked");
   });
 
-  it("enroll → approve through the API → init server: k3s config 0600, fake install with the given env, k3s-started, ready with the CA hash; then an agent joins", async () => {
+  it("enroll → approve through the API → init server: k3s config 0600, fake install with the given env, k3s-started, ready with the CA hash, kubeconfig handed in; then an agent joins", async () => {
     requireTools(agentTools);
     const root = testTempDir("agent");
     const artifacts = join(root, "artifacts");
     const record = join(root, "record");
     mkdirSync(record);
-    fakeK3sArtifacts(artifacts, record);
+    const kubeconfig = join(root, "etc/rancher/k3s/k3s.yaml");
+    fakeK3sArtifacts(artifacts, record, kubeconfig);
     const ej = await startEdgejoin(artifacts);
     const mac = "52:54:00:aa:00:02";
     const paths = await prepareMachine(ej, mac, root);
@@ -233,12 +241,15 @@ describe("edgejoin-agent (sh) against a running edgejoin", () => {
       .update(readFileSync(join(paths.k3sData, "server/tls/server-ca.crt")))
       .digest("hex");
 
-    const run = runAgent(paths);
+    const run = runAgent(paths, { EDGEJOIN_AGENT_KUBECONFIG: kubeconfig });
     await waitFor("pending", () => machineByMac(ej, mac)?.state === "pending");
     const m = machineByMac(ej, mac)!;
     await admin(ej, `/api/v1/nodes/${m.id}/approve`, {});
     expect(await exitWithin(run, 30_000), run.stderr()).toBe(0);
     expect(run.stderr()).toContain("node is ready as init");
+    // After ready, the agent handed edgejoin the kubeconfig k3s wrote (over HTTPS, its credential).
+    expect(run.stderr()).toContain("handed edgejoin the cluster's kubeconfig");
+    expect(run.stderr().indexOf("handed edgejoin")).toBeLessThan(run.stderr().indexOf("node is ready as init"));
 
     const joined = machineByMac(ej, mac)!;
     expect(joined).toMatchObject({ state: "joined", role: "init", caHash });
@@ -265,6 +276,22 @@ describe("edgejoin-agent (sh) against a running edgejoin", () => {
     );
     expect(readFileSync(join(paths.bin, "k3s"), "utf8")).toBe(readFileSync(join(artifacts, `k3s/${k3sVersion}/k3s`), "utf8"));
     expect(Number(readFileSync(join(record, "readyz-calls"), "utf8"))).toBe(3);
+
+    // The admin gets it pointed at the registration address, from the API and from the real CLI.
+    const patched = await fetch(`${ej.url}/api/v1/clusters/1`, {
+      method: "PATCH",
+      headers: { authorization: `Bearer ${testAdminToken}`, "content-type": "application/json" },
+      body: JSON.stringify({ registration_address: "k3s.site.example" }),
+    });
+    expect(patched.status).toBe(200);
+    const viaApi = await fetch(`${ej.url}/api/v1/clusters/1/kubeconfig`, { headers: { authorization: `Bearer ${testAdminToken}` } });
+    expect(viaApi.status).toBe(200);
+    const got = parse(await viaApi.text()) as { clusters: { cluster: Record<string, string> }[]; users: { user: Record<string, string> }[] };
+    expect(got.clusters[0]!.cluster).toEqual({ "certificate-authority-data": "LS0tLS1CRUdJTi1DQS0tLS0t", server: "https://k3s.site.example:6443" });
+    expect(got.users[0]!.user["client-key-data"]).toBe((parse(k3sYaml) as typeof got).users[0]!.user["client-key-data"]);
+    const cli = await edgejoin(["clusters", "kubeconfig", "default"], { EDGEJOIN_URL: ej.url, EDGEJOIN_ADMIN_TOKEN: testAdminToken });
+    expect(cli.code, cli.stderr).toBe(0);
+    expect(parse(cli.stdout)).toEqual(got);
 
     // Next boot: joined, nothing to do, nothing reported.
     const again = runAgent(paths);

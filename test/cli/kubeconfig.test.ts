@@ -13,32 +13,11 @@ import { agentFilesOf, httpExchange } from "../quorum/harness.js";
 import { loopbackSettings, spawnServer, waitHealthy } from "../helpers/server-process.js";
 import { testTempDir } from "../helpers/temp-dir.js";
 import { edgejoin } from "./helpers.js";
+import { k3sYaml } from "../kubeconfig/k3s-yaml.js";
 
 const agent = fileURLToPath(new URL("../../templates/agent/edgejoin-agent.sh", import.meta.url));
 const adminToken = "cli-kubeconfig-admin-token-0123456789";
 const mac = "52:54:00:6b:75:01";
-
-/** What k3s writes to /etc/rancher/k3s/k3s.yaml on a server. */
-const k3sYaml = `apiVersion: v1
-clusters:
-- cluster:
-    certificate-authority-data: LS0tLS1CRUdJTi1DQS0tLS0t
-    server: https://127.0.0.1:6443
-  name: default
-contexts:
-- context:
-    cluster: default
-    user: default
-  name: default
-current-context: default
-kind: Config
-preferences: {}
-users:
-- name: default
-  user:
-    client-certificate-data: LS0tLS1DRVJULS0tLS0=
-    client-key-data: LS0tLS1LRVktLS0tLQ==
-`;
 
 /** Run one agent function with `sh`, the script loaded alone; resolves with its exit code and log. */
 function agentFunction(script: string, env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {

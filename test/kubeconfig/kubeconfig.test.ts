@@ -8,33 +8,12 @@ import { parse } from "yaml";
 import { auditEvents } from "../../db/schema.js";
 import { makeTestApp } from "../helpers/app.js";
 import { admin, discoverAndEnroll } from "../enrollment/fixtures.js";
+import { k3sYaml } from "./k3s-yaml.js";
 
 type T = ReturnType<typeof makeTestApp>;
 /** The init server's own requests: over TLS, from its address. */
 const fromInit = { incoming: { socket: { remoteAddress: "10.77.0.50", remotePort: 40000, remoteFamily: "IPv4", encrypted: true } } };
 const caHash = "a".repeat(64);
-
-/** What k3s writes to /etc/rancher/k3s/k3s.yaml (certificates shortened). */
-const k3sYaml = `apiVersion: v1
-clusters:
-- cluster:
-    certificate-authority-data: LS0tLS1CRUdJTi1DQS0tLS0t
-    server: https://127.0.0.1:6443
-  name: default
-contexts:
-- context:
-    cluster: default
-    user: default
-  name: default
-current-context: default
-kind: Config
-preferences: {}
-users:
-- name: default
-  user:
-    client-certificate-data: LS0tLS1DRVJULS0tLS0=
-    client-key-data: LS0tLS1LRVktLS0tLQ==
-`;
 
 function put(t: T, credential: string, body: string, type = "application/yaml") {
   return t.app.request("/api/v1/node/kubeconfig", { method: "PUT", headers: { authorization: `Bearer ${credential}`, "content-type": type }, body });
