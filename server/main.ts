@@ -23,6 +23,7 @@ import { describeBootFiles, startTftpServer, type TftpServer } from "./tftp/serv
 import { ARM64_BINARY, type ProxySettings } from "./dhcp/proxy.js";
 import { startProxyDhcp, type ProxyDhcpServer } from "./dhcp/server.js";
 import { defaultAddress, subnetsOf } from "./dhcp/subnets.js";
+import type { Metrics } from "./metrics/registry.js";
 import { startSyslogReceiver } from "./syslog/server.js";
 import { fileSyslog } from "./store/syslog.js";
 import { ContainedDir } from "./files/contained-dir.js";
@@ -35,7 +36,7 @@ function fatal(line: string): never {
 }
 
 /** ProxyDHCP on UDP 67 and 4011 (bound on every address: PXE DISCOVERs are broadcasts). */
-async function startProxyDhcpOrExit(config: Config, logger: pino.Logger): Promise<ProxyDhcpServer> {
+async function startProxyDhcpOrExit(config: Config, logger: pino.Logger, metrics: Metrics): Promise<ProxyDhcpServer> {
   const arm64 = new ContainedDir(config.bootDir).locateSync(ARM64_BINARY).kind === "file" ? ARM64_BINARY : undefined;
   const build = (): ProxySettings | string => {
     const subnets = subnetsOf(config.proxyDhcpInterfaces, networkInterfaces());
@@ -59,6 +60,7 @@ async function startProxyDhcpOrExit(config: Config, logger: pino.Logger): Promis
       broadcastAddress: "255.255.255.255",
       settings,
       logger,
+      onPacket: (outcome) => metrics.proxyDhcpPacket(outcome),
     });
     const now = cached.settings;
     logger.info(
@@ -202,7 +204,7 @@ export async function serve(env: Record<string, string | undefined> = process.en
     throw err;
   }
 
-  const proxyDhcp = config.proxyDhcp ? await startProxyDhcpOrExit(config, logger) : undefined;
+  const proxyDhcp = config.proxyDhcp ? await startProxyDhcpOrExit(config, logger, deps.metrics) : undefined;
   const syslogPort = config.syslogPort;
   const syslog =
     syslogPort === undefined

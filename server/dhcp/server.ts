@@ -12,6 +12,17 @@ export type ProtocolLog = Record<"debug" | "info" | "warn" | "error", (details: 
 /** Counters the metrics exporter can read: every packet lands in exactly one of the last four. */
 export type ProxyDhcpStats = { received: number; answered: number; ignored: number; malformed: number; failed: number };
 
+/** How one packet ended, as `/metrics` counts it: `reason` says why it was ignored or dropped. */
+export type ProxyDhcpOutcome = {
+  port: "dhcp" | "pxe";
+  /** DHCP message type (option 53) by name; `none` when the packet did not decode or had none. */
+  type: string;
+  result: "answered" | "ignored" | "malformed" | "failed";
+  reason: string;
+};
+
+const messageTypes = ["none", "discover", "offer", "request", "decline", "ack", "nak", "release", "inform"];
+
 /** What main (or a test) hands to `startProxyDhcp`. Ports and the broadcast address are settable for loopback tests. */
 export type ProxyDhcpOptions = {
   host: string;
@@ -26,6 +37,8 @@ export type ProxyDhcpOptions = {
    */
   settings: () => ProxySettings | string;
   logger: ProtocolLog;
+  /** Told how every packet ended (main counts them for `/metrics`). */
+  onPacket?: (outcome: ProxyDhcpOutcome) => void;
 };
 
 /** A running ProxyDHCP listener. */
@@ -87,22 +100,33 @@ export async function startProxyDhcp(opts: ProxyDhcpOptions): Promise<ProxyDhcpS
 
   const handle = (socket: Socket, port: "dhcp" | "pxe") => (msg: Buffer, rinfo: RemoteInfo) => {
     stats.received++;
+    let type = "none";
+    const outcome = (result: ProxyDhcpOutcome["result"], reason: string) => {
+      stats[result]++;
+      try {
+        opts.onPacket?.({ port, type, result, reason });
+      } catch (err) {
+        opts.logger.warn({ err }, "ProxyDHCP packet counter failed");
+      }
+    };
     try {
       const packet = decodePacket(msg);
       if (typeof packet === "string") {
-        stats.malformed++;
+        outcome("malformed", packet);
         opts.logger.debug({ from: rinfo.address, bytes: msg.length, reason: packet }, "dropped a malformed DHCP packet");
         return;
       }
+      const code = packet.options.get(53)?.[0];
+      type = code === undefined ? "none" : (messageTypes[code] ?? "other");
       const settings = opts.settings();
       if (typeof settings === "string") {
-        stats.ignored++;
+        outcome("ignored", "not-ready");
         opts.logger.debug({ mac: hardwareAddress(packet), reason: settings }, "ProxyDHCP cannot answer yet");
         return;
       }
       const answer = answerProxyDhcp(packet, port, rinfo.address, settings);
       if (typeof answer === "string") {
-        stats.ignored++;
+        outcome("ignored", answer);
         if (answer !== "not-pxe" && answer !== "for-another-server") {
           opts.logger.debug({ mac: hardwareAddress(packet), from: rinfo.address, reason: answer }, "ProxyDHCP did not answer");
         }
@@ -129,14 +153,14 @@ export async function startProxyDhcp(opts: ProxyDhcpOptions): Promise<ProxyDhcpS
       // right interface as an Ethernet broadcast, which clients without an address take too.
       const directed = answer.to === "broadcast" ? directedBroadcast(answer.reply.siaddr, settings.subnets) : undefined;
       if (directed && directed !== address) socket.send(bytes, toPort, directed, () => undefined);
-      stats.answered++;
+      outcome("answered", "none");
       opts.logger.info(
         { mac: hardwareAddress(packet), from: rinfo.address, port: port === "dhcp" ? opts.dhcpPort : opts.pxePort, bootFile: answer.bootFile },
         "ProxyDHCP answered",
       );
     } catch (err) {
       // A decision or encoding bug must cost one packet, never the listener.
-      stats.failed++;
+      outcome("failed", "exception");
       opts.logger.error({ err, from: rinfo.address }, "ProxyDHCP failed on a packet");
     }
   };

@@ -26,6 +26,9 @@ export type Metrics = {
   setFleetReader(read: () => FleetSnapshot): void;
   /** A TFTP transfer ended (main wires this into the TFTP adapter's callback). */
   tftpTransfer(result: TftpResult, bytes: number): void;
+  proxyDhcpPackets: Counter<"port" | "type" | "result" | "reason">;
+  /** A ProxyDHCP packet was answered, ignored, dropped as malformed or failed (main wires this into the listener). */
+  proxyDhcpPacket(outcome: { port: string; type: string; result: string; reason: string }): void;
 };
 
 /** A fresh registry with edgejoin's metrics and Node's default process metrics. */
@@ -61,6 +64,13 @@ export function createMetrics(): Metrics {
     registers: [registry],
   });
   const tftpBytes = new Counter({ name: "edgejoin_tftp_bytes_total", help: "Bytes sent by completed TFTP transfers", registers: [registry] });
+  // Every label is from a closed set (ports, message types, the decision's reasons): no client text.
+  const proxyDhcpPackets = new Counter({
+    name: "edgejoin_proxy_dhcp_packets_total",
+    help: "ProxyDHCP packets by port (dhcp = 67, pxe = 4011), DHCP message type, result (answered, ignored, malformed, failed) and why",
+    labelNames: ["port", "type", "result", "reason"] as const,
+    registers: [registry],
+  });
   return {
     registry,
     httpRequests: new Counter({
@@ -87,6 +97,10 @@ export function createMetrics(): Metrics {
     }),
     setFleetReader(read) {
       readFleet = read;
+    },
+    proxyDhcpPackets,
+    proxyDhcpPacket({ port, type, result, reason }) {
+      proxyDhcpPackets.inc({ port, type, result, reason });
     },
     tftpTransfer(result, bytes) {
       tftpTransfers.inc({ result });

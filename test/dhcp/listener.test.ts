@@ -7,9 +7,10 @@ import { createSocket, type Socket } from "node:dgram";
 import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { decodePacket, type DhcpPacket } from "../../server/dhcp/packet.js";
-import { startProxyDhcp, type ProxyDhcpServer } from "../../server/dhcp/server.js";
+import { startProxyDhcp, type ProxyDhcpOutcome, type ProxyDhcpServer } from "../../server/dhcp/server.js";
+import { createMetrics } from "../../server/metrics/registry.js";
 import { freeUdpPort } from "../helpers/ports.js";
-import { ipxe, ovmf, rawOptions } from "./packets.js";
+import { ipxe, ovmf, rawOptions, rawPacket } from "./packets.js";
 
 const opened: { close(): unknown }[] = [];
 afterEach(async () => {
@@ -50,7 +51,7 @@ async function client(address: string, port = 0): Promise<Socket & { next(ms?: n
   return sock;
 }
 
-async function start(broadcastTo: { address: string; port: number }): Promise<ProxyDhcpServer> {
+async function start(broadcastTo: { address: string; port: number }, onPacket?: (o: ProxyDhcpOutcome) => void): Promise<ProxyDhcpServer> {
   const server = await startProxyDhcp({
     host: "127.0.0.1",
     dhcpPort: await freeUdpPort(),
@@ -65,6 +66,7 @@ async function start(broadcastTo: { address: string; port: number }): Promise<Pr
       arm64Binary: undefined,
     }),
     logger: pino({ level: "silent" }),
+    onPacket,
   });
   opened.push(server);
   return server;
@@ -116,4 +118,48 @@ describe("ProxyDHCP listener over real UDP on loopback", () => {
     expect(ack.packet.file).toBe("snponly.efi");
     expect(server.stats()).toEqual({ received: 8, answered: 1, ignored: 1, malformed: 6, failed: 0 });
   });
+
+  it("answered, ignored (not PXE) and malformed packets from 127.0.0.1 and 127.0.0.2 → counted per port and message type in /metrics' registry", async () => {
+    const metrics = createMetrics();
+    const broadcast = await client("127.0.0.1");
+    const server = await start({ address: "127.0.0.1", port: broadcast.address().port }, (o) => metrics.proxyDhcpPacket(o));
+    const fw = await client("127.0.0.2");
+    await send(fw, ovmf(3, { ciaddr: "127.0.0.2" }), server.pxePort);
+    await fw.next();
+    const laptop = await client("127.0.0.1");
+    await send(laptop, ovmf(1), server.dhcpPort);
+    await broadcast.next();
+    // An ordinary DHCP client's DISCOVER: no vendor class PXEClient.
+    await send(
+      laptop,
+      rawPacket({
+        options: [
+          [53, [1]],
+          [60, "MSFT 5.0"],
+        ],
+      }),
+      server.dhcpPort,
+    );
+    await send(fw, Buffer.from("not dhcp"), server.dhcpPort);
+    await send(fw, ovmf(1).subarray(0, 250), server.pxePort);
+    await waitForCount(() => server.stats().received, 5);
+
+    const text = await metrics.registry.metrics();
+    const counted = (labels: string) => new RegExp(`^edgejoin_proxy_dhcp_packets_total\\{${labels}\\} (\\d+)$`, "m").exec(text)?.[1];
+    expect(counted('port="pxe",type="request",result="answered",reason="none"')).toBe("1");
+    expect(counted('port="dhcp",type="discover",result="answered",reason="none"')).toBe("1");
+    expect(counted('port="dhcp",type="discover",result="ignored",reason="not-pxe"')).toBe("1");
+    expect(counted('port="dhcp",type="none",result="malformed",reason="too-short"')).toBe("1");
+    expect(counted('port="pxe",type="none",result="malformed",reason="bad-option"')).toBe("1");
+    expect(server.stats()).toEqual({ received: 5, answered: 2, ignored: 1, malformed: 2, failed: 0 });
+  });
 });
+
+/** Wait (at most 2 s) until `read()` reaches `n`: UDP gives no delivery receipt for dropped packets. */
+async function waitForCount(read: () => number, n: number): Promise<void> {
+  const deadline = Date.now() + 2_000;
+  while (read() < n) {
+    if (Date.now() > deadline) throw new Error(`counted ${read()} packets, expected ${n}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
