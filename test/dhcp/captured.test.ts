@@ -1,7 +1,8 @@
 /**
- * DHCP requests captured in the QEMU lab (test/lab/proxy-dhcp.test.ts; dnsmasq leasing addresses
- * only) replayed through the decision: OVMF's own PXE client, OVMF's UEFI HTTP boot entry and
- * QEMU's iPXE NIC ROM on SeaBIOS, each to the answer real clients need.
+ * DHCP packets captured in the QEMU lab (test/lab/proxy-dhcp.test.ts; dnsmasq leasing addresses
+ * only) replayed through the decision: OVMF's own PXE client, OVMF's UEFI HTTP boot entry, iPXE
+ * from snponly.efi and QEMU's iPXE NIC ROM on SeaBIOS, each to the answer real clients need. The
+ * offer edgejoin sent OVMF in that run (OVMF then fetched the file it names) is the reference.
  */
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
@@ -53,8 +54,41 @@ describe("DHCP requests captured from real clients", () => {
     expect(answerProxyDhcp(captured("ipxe-bios-request").p, "dhcp", "0.0.0.0", settings)).toBe("for-another-server");
   });
 
+  it("OVMF PXE DISCOVER → the very offer OVMF took in the lab, byte for byte (option 43 = discovery control 8, no 4011 exchange needed)", () => {
+    const took = readFileSync(new URL("../fixtures/dhcp/edgejoin-offer-to-ovmf.bin", import.meta.url));
+    expect(encodePacket(answer("ovmf-pxe-discover").reply).equals(took)).toBe(true);
+    const offer = decodePacket(took);
+    if (typeof offer === "string") throw new Error(offer);
+    expect([...offer.options.keys()]).toEqual([53, 54, 60, 97, 43, 67, 66]);
+    expect([...offer.options.get(43)!]).toEqual([6, 1, 8, 255]);
+    expect(offer).toMatchObject({ yiaddr: "0.0.0.0", siaddr: "10.77.0.1", file: "snponly.efi", flags: 0x8000 });
+  });
+
+  it("OVMF's REQUEST to the site's server (option 54 = dnsmasq) on 67 → not ours; the same REQUEST on 4011 → ACK with snponly.efi to its source", () => {
+    const { p } = captured("ovmf-pxe-request");
+    expect([...(p.options.get(54) ?? [])].join(".")).toBe("10.77.0.2");
+    expect(answerProxyDhcp(p, "dhcp", "0.0.0.0", settings)).toBe("for-another-server");
+    // OVMF sent no 4011 REQUEST in the lab (the offer above needs none); one from its leased address is answered there.
+    const ack = answerProxyDhcp({ ...p, ciaddr: "10.77.0.182" }, "pxe", "10.77.0.182", settings);
+    expect(typeof ack === "string" ? ack : [ack.to, ack.bootFile, ack.reply.options.get(53)?.[0], ack.reply.yiaddr]).toEqual([
+      "source",
+      "snponly.efi",
+      5,
+      "0.0.0.0",
+    ]);
+  });
+
+  it("iPXE from snponly.efi (PXEClient:Arch:00007:UNDI:003010, user-class iPXE) → /boot.ipxe over HTTP, no TFTP next-server", () => {
+    const { p } = captured("ipxe-efi-discover");
+    expect(p.options.get(60)?.toString()).toBe("PXEClient:Arch:00007:UNDI:003010");
+    const a = answer("ipxe-efi-discover");
+    expect(a.bootFile).toBe("http://10.77.0.1:8080/boot.ipxe");
+    expect(a.reply.options.has(66)).toBe(false);
+    expect(a.reply.options.get(67)?.at(-1)).not.toBe(0);
+  });
+
   it("each captured request survives decode → encode → decode unchanged in every option", () => {
-    for (const name of ["ovmf-pxe-discover", "ovmf-http-discover", "ipxe-bios-discover", "ipxe-bios-request"]) {
+    for (const name of ["ovmf-pxe-discover", "ovmf-pxe-request", "ovmf-http-discover", "ipxe-efi-discover", "ipxe-bios-discover", "ipxe-bios-request"]) {
       const { p } = captured(name);
       const again = decodePacket(encodePacket(p));
       expect(typeof again === "string" ? again : [...again.options]).toEqual([...p.options]);
