@@ -167,21 +167,22 @@ async function followInstaller(ml: MachineLab, m: Machine): Promise<void> {
 }
 
 /**
- * One machine, whole life: power-on with blank disks → the stand-in installer writes them and
+ * One machine, whole life: a neighbour guest comes up first and reads the machine's seed (a token
+ * for it, before it enrolled); power-on with blank disks → the stand-in installer writes them and
  * reports → reboot, PXE first → local disk → the installed system's cloud-init → agent enrolls
- * → approved → joined as init server. Then a neighbour guest enrolls as it; a clean power-off,
+ * → approved → joined as init server. Then the neighbour enrolls as it; a clean power-off,
  * its disk read; then power-on again (see `reboot`) → local-disk script → its own disk boots, no
  * second enrollment.
  */
 export async function runOneMachineLife(ml: MachineLab): Promise<LifeReport> {
   const cluster = await defaultClusterForLab(ml);
   const mac = "52:54:00:1a:b0:01";
-  const m1 = await ml.powerOn({ name: "m1", mac, tap: 0, blank: true });
-  // Seconds later, so its DHCP does not overlap m1's firmware PXE (see powerOnStaggerMs); it
-  // boots meanwhile on the other core and waits for the signal.
-  await new Promise((r) => setTimeout(r, powerOnStaggerMs));
+  // Up before m1 is powered on (so its DHCP cannot overlap m1's firmware PXE either): the token
+  // it reads from m1's seed then is one that m1's own enrollment has not made worthless yet.
   const neighbour = await bootNeighbour(ml, { victimMac: mac, tap: 4 });
   try {
+    if (!(await neighbour.captured())) throw new Error("the neighbour found no bootstrap token in m1's seed before m1 was powered on");
+    const m1 = await ml.powerOn({ name: "m1", mac, tap: 0, blank: true });
     await followInstaller(ml, m1);
     // From the installer's reboot: PXE, local disk (after the firmware's HTTP boot timeout), the installed system's first boot.
     const id = await approveWhenPending(ml, m1, 600_000);
@@ -204,6 +205,10 @@ export async function runOneMachineLife(ml: MachineLab): Promise<LifeReport> {
     const victim = await ok(ml.api<Node & { conflicts?: { source_ip?: string }[] }>("GET", `/api/v1/nodes/${id}`), "get m1");
     const quorumNow = await ok(ml.api<{ health: string }>("GET", `/api/v1/clusters/${cluster.id}/quorum`), "m1's cluster quorum");
     const neighbourReport: NeighbourReport = { ...attempt, victimState: victim.state, conflicts: victim.conflicts, quorumHealth: quorumNow.health };
+    // The admin looks at the refused enroll on m1, then dismisses it: until then m1's credential gets no k3s config.
+    if ((victim.conflicts?.length ?? 0) > 0) {
+      await ok(ml.api("POST", `/api/v1/nodes/${id}/approve`, { dismiss_conflicts: true }), "dismiss m1's conflicts");
+    }
 
     await ml.powerOff(m1);
     return await afterLife(ml, { m1, mac, id, cluster, install, neighbour: neighbourReport });

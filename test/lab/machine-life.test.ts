@@ -86,7 +86,7 @@ describe("machine lab: whole lives under real firmware, kernel and cloud-init", 
     expect(r.quorumHealth, "m1's cluster after its reboot").toBe("ok");
   }, 360_000);
 
-  it("a neighbour guest on the LAN fetches the joined machine's seed and enrolls as it → refused, no credential; the machine stays joined, boots its disk, quorum ok", async () => {
+  it("a neighbour guest on the LAN enrolls as the joined machine, with its seed and with a token captured before it enrolled → refused (409 already_enrolled, a conflict), no credential; the machine stays joined, boots its disk, quorum ok", async () => {
     if (!neighbour || !reboot) throw new Error("the one-machine life did not get as far as the neighbour's attempt");
     const n: NeighbourReport = neighbour;
     const body = typeof n.body === "string" ? {} : n.body;
@@ -106,6 +106,18 @@ describe("machine lab: whole lives under real firmware, kernel and cloud-init", 
       expect(body.error, "the refusal must be the token's, not plain HTTP's").not.toBe("tls_required");
       expect([401, 403, 409], `the neighbour's enroll as m1 with its own token: HTTP ${n.status} ${JSON.stringify(n.body)}`).toContain(n.status);
     }
+    // A token read from m1's seed before m1 enrolled (the neighbour was up first): valid, m1's MAC
+    // and cluster. One enrollment per install: refused, nothing issued, a conflict for the admin.
+    const captured = n.captured;
+    if (!captured) throw new Error("the neighbour did not enroll with the token it captured before m1 enrolled");
+    const capturedBody = typeof captured.body === "string" ? {} : captured.body;
+    expect(captured.status, `the neighbour's enroll as m1 with the captured token: ${JSON.stringify(captured.body)}`).toBe(409);
+    expect(capturedBody.error).toBe("already_enrolled");
+    expect(capturedBody.credential).toBeUndefined();
+    expect(
+      n.conflicts?.map((c) => c.source_ip),
+      "the refused enroll recorded as a conflict on m1, with the neighbour's address",
+    ).toContain(n.ip);
     expect(n.bootForVictim, "/boot.ipxe for m1's MAC asked with another UUID, serial and arch").toBe("local-disk");
     expect(n.victimState).toBe("joined");
     expect(n.quorumHealth, "m1's cluster right after the attempt").toBe("ok");

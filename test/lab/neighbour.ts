@@ -1,8 +1,10 @@
 /**
  * The neighbour of issue 9 in the machine lab: a second QEMU guest on the site LAN (the lab
  * guest image booted straight from its disk, never PXE, its address from the site's DHCP) whose
- * cloud-init runs `neighbour/neighbour.sh`. It waits for a signal file in `/artifacts/`, then
- * fetches the victim's seed and enrolls as the victim, and prints what it got on its console.
+ * cloud-init runs `neighbour/neighbour.sh`. Once up it reads the victim's seed and keeps its
+ * token (`captured()`); it waits for a signal file in `/artifacts/`, then fetches the victim's seed
+ * again and enrolls as the victim, with that seed's token (or its own) and with the captured one,
+ * and prints what it got on its console.
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -24,10 +26,29 @@ export type NeighbourResult = {
   /** HTTP status of its enroll (000: no answer) and the answer's body. */
   status: number;
   body: Record<string, unknown> | string;
+  /** Its enroll as the victim with the token it read from the victim's seed before the victim enrolled. */
+  captured: { status: number; body: Record<string, unknown> | string } | undefined;
 };
 
+/** A console field `body=...` up to ` curl=` or the end of the line, as JSON when it parses. */
+function bodyField(line: string): Record<string, unknown> | string {
+  const raw = /body=(.*?)(?: curl=|$)/.exec(line)?.[1] ?? "";
+  try {
+    return JSON.parse(raw) as Record<string, unknown>;
+  } catch {
+    // Not JSON: kept as text for the report.
+    return raw;
+  }
+}
+
 /** A neighbour guest, booted and waiting for `attack()`. */
-export type Neighbour = { machine: Machine; attack(): Promise<NeighbourResult>; stop(): Promise<void> };
+export type Neighbour = {
+  machine: Machine;
+  /** Wait until it is up and has read the victim's seed; whether that seed held a token. */
+  captured(): Promise<boolean>;
+  attack(): Promise<NeighbourResult>;
+  stop(): Promise<void>;
+};
 
 /** Boot the neighbour on tap `tap`; it plays `victimMac` once `attack()` raises the signal. */
 export async function bootNeighbour(ml: MachineLab, opts: { victimMac: string; tap: number }): Promise<Neighbour> {
@@ -68,14 +89,23 @@ export async function bootNeighbour(ml: MachineLab, opts: { victimMac: string; t
   ml.watch.powerOn(machine);
   const dies = () => ml.site.edgejoin.process.death() ?? machine.process.death();
 
-  return {
-    machine,
-    attack: async () => {
-      await waitFor("the neighbour to be up and waiting", () => (/edgejoin-neighbour: up at/.test(machine.serial()) ? true : undefined), {
+  const captured = async () => {
+    const line = await waitFor(
+      "the neighbour to be up and to have read the victim's seed",
+      () => /edgejoin-neighbour: captured: ([^\r\n]*)/.exec(machine.serial())?.[1],
+      {
         timeoutMs: 300_000,
         intervalMs: 500,
         failIf: dies,
-      });
+      },
+    );
+    return /token yes/.test(line);
+  };
+  return {
+    machine,
+    captured,
+    attack: async () => {
+      const tokenCaptured = await captured();
       writeFileSync(join(artifacts, "go"), "go\n");
       ml.watch.note(machine.mac, "signalled: play the victim");
       const line = await waitFor("the neighbour's enroll as the victim", () => /edgejoin-neighbour: RESULT ([^\r\n]*)/.exec(machine.serial())?.[1], {
@@ -85,20 +115,20 @@ export async function bootNeighbour(ml: MachineLab, opts: { victimMac: string; t
       });
       ml.watch.note(machine.mac, `enroll as the victim: ${line.slice(0, 120)}`);
       const field = (name: string) => new RegExp(`${name}=(\\S*)`).exec(line)?.[1] ?? "";
-      const rawBody = /body=(.*?) curl=/.exec(line)?.[1] ?? "";
-      let body: NeighbourResult["body"] = rawBody;
-      try {
-        body = JSON.parse(rawBody) as Record<string, unknown>;
-      } catch {
-        // Not JSON: kept as text for the report.
-      }
       if (!/^\d{3}$/.test(field("status"))) throw new Error(`the neighbour's console line does not parse: ${line}`);
+      // Printed before RESULT, so already on the console.
+      const capturedLine = /edgejoin-neighbour: CAPTURED ([^\r\n]*)/.exec(machine.serial())?.[1] ?? "";
+      const capturedStatus = /status=(\d{3})/.exec(capturedLine)?.[1];
+      if (tokenCaptured && capturedStatus === undefined)
+        throw new Error(`the neighbour's enroll with the captured token did not report a status: ${capturedLine}`);
+      ml.watch.note(machine.mac, `enroll as the victim with the captured token: ${capturedLine.slice(0, 120)}`);
       return {
         ip: field("ip"),
         tokenInSeed: field("token") === "yes",
         bootForVictim: field("boot") as NeighbourResult["bootForVictim"],
         status: Number(field("status")),
-        body,
+        body: bodyField(line),
+        captured: capturedStatus === undefined ? undefined : { status: Number(capturedStatus), body: bodyField(capturedLine) },
       };
     },
     stop: () => machine.stop(),

@@ -258,7 +258,7 @@ export class BootWatch {
         [/Kernel panic/, "KERNEL PANIC"],
         // The stand-in installer's and the neighbour's own console lines.
         [/^edgejoin-installer: (started|disks written.*|done - rebooting|FAILED.*)$/, "installer: $1"],
-        [/^edgejoin-neighbour: (up at \S+|seed of .*|stolen: .*)$/, "neighbour: $1"],
+        [/^edgejoin-neighbour: (up at \S+|captured: .*|seed of .*|stolen: .*)$/, "neighbour: $1"],
       ];
       for (const [re, label] of seen) {
         const m = re.exec(line);

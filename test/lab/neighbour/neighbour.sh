@@ -4,7 +4,10 @@
 # as that machine with whatever the seed gives it: the bootstrap token, the node URL, the CA. It
 # does what edgejoin's agent does (POSIX sh + curl), only with a MAC that is not its own, after
 # an anonymous /boot.ipxe sighting in that machine's name with another identity, and says what
-# it got on the serial console, one "edgejoin-neighbour:" line per step.
+# it got on the serial console, one "edgejoin-neighbour:" line per step. Before the signal, as
+# soon as it is up (the lab powers the victim on only after that), it reads the victim's seed
+# once and keeps the token: a seed is public until its machine enrolls, so a neighbour that
+# knows a MAC can hold a valid token for it; after the signal it enrolls with that one too.
 #   neighbour.sh VICTIM_MAC BASE_URL
 set -u
 VICTIM=$1
@@ -16,15 +19,6 @@ say() { echo "edgejoin-neighbour: $*" >"$CONSOLE"; }
 
 ip=$(hostname -I | tr ' ' '\n' | grep -E '^[0-9]+(\.[0-9]+){3}$' | head -n 1)
 say "up at ${ip:-no address}; waiting for the signal to play $VICTIM"
-i=0
-until curl -fsS -m 5 -o /dev/null "$BASE/artifacts/lab-neighbour/go"; do
-	i=$((i + 1))
-	if [ "$i" -ge 600 ]; then
-		say "RESULT gave up waiting for the signal"
-		exit 1
-	fi
-	sleep 1
-done
 
 # The agent's state files from a seed, into folder $2: from a plain cloud-config or from
 # autoinstall's nested user-data.
@@ -47,6 +41,22 @@ for f in (d.get("write_files") or []) if isinstance(d, dict) else []:
 PY
 }
 first() { [ -s "$1" ] && head -n 1 "$1" | tr -d '\r\n'; }
+
+code=$(curl -sS -m 20 -o "$OUT/captured-user-data" -w '%{http_code}' "$BASE/cloud-init/$VICTIM/user-data") || code=000
+agent_files "$OUT/captured-user-data" "$OUT/captured"
+captured=$(first "$OUT/captured/bootstrap-token") || captured=""
+say "captured: HTTP $code, token $([ -n "$captured" ] && echo yes || echo none) from the seed of $VICTIM before it enrolled"
+
+# The victim's whole life comes first (installer, reboot, enroll, join): a quarter of an hour at most.
+i=0
+until curl -fsS -m 5 -o /dev/null "$BASE/artifacts/lab-neighbour/go"; do
+	i=$((i + 1))
+	if [ "$i" -ge 1800 ]; then
+		say "RESULT gave up waiting for the signal"
+		exit 1
+	fi
+	sleep 1
+done
 
 seed=$(curl -sS -m 20 -o "$OUT/user-data" -w '%{http_code}' "$BASE/cloud-init/$VICTIM/user-data") || seed=000
 say "seed of $VICTIM: HTTP $seed, $(wc -c <"$OUT/user-data") bytes"
@@ -86,4 +96,16 @@ set -- -sS -m 30 -o "$OUT/enroll.out" -w '%{http_code}' -H 'Content-Type: applic
 [ -s "$ca" ] && set -- "$@" --cacert "$ca"
 code=$(curl "$@" "$node/api/v1/enroll" 2>"$OUT/curl.err") || code=000
 victim_token=$([ -s "$OUT/victim/bootstrap-token" ] && echo yes || echo none)
+
+# The token captured before the victim enrolled: valid, the victim's MAC, its cluster.
+ccode=none
+if [ -n "$captured" ]; then
+	cnode=$(first "$OUT/captured/node-url") || cnode=$node
+	cnode=${cnode%/}
+	printf '{"token":"%s","mac":"%s"}' "$captured" "$VICTIM" >"$OUT/enroll-captured.json"
+	set -- -sS -m 30 -o "$OUT/enroll-captured.out" -w '%{http_code}' -H 'Content-Type: application/json' --data-binary "@$OUT/enroll-captured.json"
+	[ -s "$OUT/captured/ca.pem" ] && set -- "$@" --cacert "$OUT/captured/ca.pem"
+	ccode=$(curl "$@" "$cnode/api/v1/enroll" 2>>"$OUT/curl.err") || ccode=000
+fi
+say "CAPTURED status=$ccode body=$(head -c 600 "$OUT/enroll-captured.out" 2>/dev/null | tr -d '\r\n')"
 say "RESULT status=$code token=$victim_token ip=$ip boot=$boot body=$(head -c 600 "$OUT/enroll.out" 2>/dev/null | tr -d '\r\n') curl=$(head -c 200 "$OUT/curl.err" | tr -d '\r\n')"
