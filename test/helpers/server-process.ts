@@ -5,6 +5,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync } from "node:fs";
+import { connect } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { onTestFinished } from "vitest";
@@ -94,22 +95,73 @@ export function nodeUrlOf(settings: Record<string, string>): string {
 
 const running = (child: ChildProcess) => child.exitCode === null && child.signalCode === null;
 
-/** Wait (at most `ms`) until GET /healthz answers; fails with the end of its output if it exits first or never answers. */
-export async function waitHealthy(run: ServerRun, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  const output = () => `${run.stderr()}${run.stdout()}`.slice(-3000);
+/** How a start went: from spawn until its HTTP port took a connection, and until /healthz answered. */
+export type StartTiming = { listeningMs: number; healthyMs: number; probes: number; timedOutProbes: number };
+
+/** Whether something accepts TCP connections on `url`'s host and port (the kernel answers once the server called listen). */
+function accepts(url: URL): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: url.hostname, port: Number(url.port) }, () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.setTimeout(1_000, () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.on("error", () => resolve(false));
+  });
+}
+
+/**
+ * Wait (at most `ms`) until GET /healthz answers; fails with the end of its output if it exits first
+ * or never answers. Once the port accepts, a probe waits for its answer (up to what is left of
+ * `ms`) instead of giving up after a second: a server that clients are already flooding answers
+ * in the order the requests came, and a probe abandoned and sent again only goes to the back.
+ */
+export async function waitHealthy(run: ServerRun, ms = 20_000): Promise<StartTiming> {
+  const started = Date.now();
+  const deadline = started + ms;
+  let listeningMs: number | undefined;
+  let probes = 0;
+  let timedOutProbes = 0;
   while (Date.now() < deadline) {
-    if (!running(run.child)) throw new Error(`edgejoin exited with ${run.child.exitCode ?? run.child.signalCode} at start:\n${output()}`);
-    try {
-      const res = await fetch(`${run.url}/healthz`, { signal: AbortSignal.timeout(1_000) });
-      if (res.ok) return;
-    } catch {
-      // not listening yet
+    if (!running(run.child)) throw new Error(`edgejoin exited with ${run.child.exitCode ?? run.child.signalCode} at start:\n${outputTail(run)}`);
+    if (listeningMs === undefined && (await accepts(new URL(run.url)))) listeningMs = Date.now() - started;
+    if (listeningMs !== undefined) {
+      probes++;
+      try {
+        const res = await fetch(`${run.url}/healthz`, { signal: AbortSignal.timeout(Math.max(1_000, deadline - Date.now())) });
+        if (res.ok) return { listeningMs, healthyMs: Date.now() - started, probes, timedOutProbes };
+      } catch (err) {
+        if ((err as Error).name === "TimeoutError") timedOutProbes++;
+      }
     }
     await new Promise((r) => setTimeout(r, 50));
   }
-  throw new Error(`edgejoin did not answer /healthz within ${ms / 1000} s:\n${output()}`);
+  throw new Error(
+    `edgejoin did not answer /healthz within ${ms / 1000} s (${listeningMs === undefined ? "its port never took a connection" : `listening after ${listeningMs} ms, ${probes} probes`}):\n${outputTail(run)}`,
+  );
 }
+
+/**
+ * Wait (at most `ms`) until both its HTTP and HTTPS ports take connections, which main does only
+ * once settings, database, keys and TLS are loaded; the time it took. For a restart into clients
+ * that are already retrying: whether it then serves them is what they see, not a probe queued
+ * behind them.
+ */
+export async function waitListening(run: ServerRun, ms = 20_000): Promise<number> {
+  const started = Date.now();
+  const ports = [new URL(run.url), new URL(run.nodeUrl)];
+  while (Date.now() < started + ms) {
+    if (!running(run.child)) throw new Error(`edgejoin exited with ${run.child.exitCode ?? run.child.signalCode} at start:\n${outputTail(run)}`);
+    if ((await Promise.all(ports.map(accepts))).every(Boolean)) return Date.now() - started;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`edgejoin did not take connections on HTTP and HTTPS within ${ms / 1000} s:\n${outputTail(run)}`);
+}
+
+const outputTail = (run: ServerRun) => `${run.stderr()}${run.stdout()}`.slice(-3000);
 
 /** Send `signal` to the process by its PID, SIGKILL after `graceMs`; resolves with its exit code once it is gone. */
 export async function stopServer(run: ServerRun, signal: NodeJS.Signals = "SIGTERM", graceMs = 10_000): Promise<number | null> {

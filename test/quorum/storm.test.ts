@@ -26,6 +26,17 @@ async function startServer(): Promise<EdgejoinProcess> {
   return server;
 }
 
+/**
+ * How long the storm may take: 85 s on a host where edgejoin starts listening within 2 s, up to
+ * four times that on a busier one (the runner shares its cores with other test files), judged by
+ * the slowest start so far, restarts included: a restart that took 10 s came with a storm that
+ * took 82 s. It bounds the wait, not what is checked.
+ */
+function stormDeadlineMs(server: EdgejoinProcess): number {
+  const slowest = Math.max(server.first?.listeningMs ?? 2_000, ...server.restarts);
+  return Math.round(85_000 * Math.min(4, Math.max(1, slowest / 2_000)));
+}
+
 type AuditRow = { id: number; action: string; machine_id: number | null; detail: string | null };
 
 /** Every check both tests share, on the traces the machines kept and on the database afterwards. */
@@ -130,14 +141,14 @@ function report(name: string, stats: StormStats, traces: MachineTrace[], extra: 
 describe("boot storm", () => {
   it("500 machines enroll and ask at once, 3 servers wanted → 1 init, 2 joining servers one at a time, 497 agents, no 5xx", async () => {
     const server = await startServer();
-    const { traces, stats } = await runStorm({ server: () => server.url, adminToken, count: machinesInStorm, deadlineMs: 85_000 });
+    const { traces, stats } = await runStorm({ server: () => server.url, adminToken, count: machinesInStorm, deadlineMs: () => stormDeadlineMs(server) });
     await server.stop("SIGTERM");
     verifyConverged(server, traces, stats);
     expect(stats.networkErrors).toBe(0);
     const waited = new Set(traces.flatMap((t) => [...t.waitReasons]));
     expect(waited.has("waiting_for_init") && waited.has("waiting_for_previous_server")).toBe(true);
     report("storm", stats, traces);
-  }, 120_000);
+  }, 400_000);
 
   it("the same storm with edgejoin killed by SIGKILL three times midway and restarted on its data → no seat twice, nobody lost, all converge", async () => {
     const server = await startServer();
@@ -148,14 +159,14 @@ describe("boot storm", () => {
       kills.push(why);
       restarting = (restarting ?? Promise.resolve()).then(async () => {
         await server.stop("SIGKILL");
-        await server.start();
+        await server.restartAfterCrash();
       });
     };
     const { traces, stats } = await runStorm({
       server: () => server.url,
       adminToken,
       count: machinesInStorm,
-      deadlineMs: 85_000,
+      deadlineMs: () => stormDeadlineMs(server),
       // Once among the enrolls and approvals (tokens spent, approvals whose answer is lost).
       onApproved: (_t, approved) => {
         if (approved === 100) crash("enrolling");
@@ -172,6 +183,12 @@ describe("boot storm", () => {
     expect([...kills].sort()).toEqual(["enrolling", "first joining server", "half released"]);
     expect(stats.networkErrors).toBeGreaterThan(0);
     verifyConverged(server, traces, stats);
-    report("crash", stats, traces, { kills: kills.length, re_enrolls: traces.reduce((n, t) => n + t.reEnrolls, 0) });
-  }, 120_000);
+    report("crash", stats, traces, {
+      kills: kills.length,
+      re_enrolls: traces.reduce((n, t) => n + t.reEnrolls, 0),
+      first_start: server.first,
+      restarts_listening_ms: server.restarts,
+      longest_silence_ms: stats.longestSilenceMs,
+    });
+  }, 400_000);
 });
