@@ -174,6 +174,11 @@ function describeUnknown(names: string[]): string {
     .join(", ");
 }
 
+/** The artifacts folder: EDGEJOIN_ARTIFACTS_DIR, else `artifacts` in the data folder (`edgejoin artifacts fetch` writes there too). */
+export function artifactsDirOf(env: { EDGEJOIN_ARTIFACTS_DIR?: string | undefined; EDGEJOIN_DATA_DIR?: string | undefined }): string {
+  return env.EDGEJOIN_ARTIFACTS_DIR || `${env.EDGEJOIN_DATA_DIR || "./data"}/artifacts`;
+}
+
 /** Settings after parsing: the only shape the rest of edgejoin sees. */
 export type Config = {
   publicUrl: string;
@@ -300,7 +305,7 @@ export function loadConfig(env: Record<string, string | undefined>, deriveAddres
     dataDir: e.EDGEJOIN_DATA_DIR,
     bootDir: e.EDGEJOIN_BOOT_DIR,
     ipxeDir: e.EDGEJOIN_IPXE_DIR,
-    artifactsDir: e.EDGEJOIN_ARTIFACTS_DIR ?? `${e.EDGEJOIN_DATA_DIR}/artifacts`,
+    artifactsDir: artifactsDirOf(e),
     templatesDir: e.EDGEJOIN_TEMPLATES_DIR ?? new URL("../templates", import.meta.url).pathname,
     adminToken: e.EDGEJOIN_ADMIN_TOKEN,
     proxyDhcp: e.EDGEJOIN_PROXY_DHCP,

@@ -4,6 +4,7 @@
  */
 import type { Command } from "commander";
 import { addSimulateCommand } from "../simulate/command.js";
+import { registerArtifacts } from "./artifacts.js";
 import { registerBackup } from "./backup.js";
 import { registerClusters } from "./clusters.js";
 import { registerExplain } from "./explain.js";
@@ -25,6 +26,7 @@ export const commands: readonly RegisterCommand[] = [
   registerExplain,
   registerTokens,
   registerKeys,
+  registerArtifacts,
   registerBackup,
   addSimulateCommand,
 ];

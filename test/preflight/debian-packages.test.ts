@@ -52,6 +52,7 @@ describe("which packages are missing", () => {
       systemd: `${installed}${installed}`,
       ipxe: "unknown ok not-installed",
       chromium: installed,
+      xorriso: installed,
     };
     expect(missingPackages(tierPackages.integration, (p) => answers[p])).toEqual(["atftp", "cloud-init", "python3", "ipxe"]);
   });

@@ -13,8 +13,8 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
 export const tierPackages = {
-  /** curl and atftp (TFTP clients), cloud-init and python3 (schema check, PyYAML), systemd (systemd-analyze), ipxe (the binaries TFTP serves). */
-  integration: ["curl", "atftp", "cloud-init", "python3", "systemd", "ipxe", "chromium"],
+  /** curl and atftp (TFTP clients), cloud-init and python3 (schema check, PyYAML), systemd (systemd-analyze), ipxe (the binaries TFTP serves), xorriso (a live-server ISO for `artifacts fetch`). */
+  integration: ["curl", "atftp", "cloud-init", "python3", "systemd", "ipxe", "chromium", "xorriso"],
   /** QEMU with OVMF and SeaBIOS, the DHCP servers the README configures, namespaces and captures, the guest image build. */
   lab: [
     "qemu-system-x86",
