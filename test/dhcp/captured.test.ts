@@ -49,6 +49,16 @@ describe("DHCP requests captured from real clients", () => {
     expect(a.reply.options.get(60)?.toString()).toBe("HTTPClient");
   });
 
+  it("OVMF HTTP boot DISCOVER → the very answer OVMF took in the lab (it then GET the URL), byte for byte", () => {
+    const took = readFileSync(new URL("../fixtures/dhcp/edgejoin-offer-to-ovmf-http.bin", import.meta.url));
+    expect(encodePacket(answer("ovmf-http-discover").reply).equals(took)).toBe(true);
+    const offer = decodePacket(took);
+    if (typeof offer === "string") throw new Error(offer);
+    // No option 43 and no TFTP server name: HTTP boot needs neither.
+    expect([...offer.options.keys()]).toEqual([53, 54, 60, 97, 67]);
+    expect(offer).toMatchObject({ yiaddr: "0.0.0.0", siaddr: "10.77.0.1", file: "http://10.77.0.1:8080/ipxe/snponly.efi" });
+  });
+
   it("iPXE on SeaBIOS (user-class iPXE, arch 0) → /boot.ipxe; its REQUEST names the site's server → not ours", () => {
     expect(answer("ipxe-bios-discover").bootFile).toBe("http://10.77.0.1:8080/boot.ipxe");
     expect(answerProxyDhcp(captured("ipxe-bios-request").p, "dhcp", "0.0.0.0", settings)).toBe("for-another-server");

@@ -1084,8 +1084,12 @@ function tcpStream(segments: Packet[]): Buffer {
   return Buffer.concat(out);
 }
 
-/** Split an HTTP/1.1 byte stream into messages (bodies by Content-Length or chunked). */
-function httpMessages(stream: Buffer): { head: string; headers: Record<string, string>; body: Buffer }[] {
+/**
+ * Split an HTTP/1.1 byte stream into messages (bodies by Content-Length or chunked). `bodiless(i)`
+ * says message i has no body whatever its headers say: the answer to a HEAD (UEFI HTTP boot sends
+ * HEAD then GET on one connection).
+ */
+function httpMessages(stream: Buffer, bodiless: (i: number) => boolean = () => false): { head: string; headers: Record<string, string>; body: Buffer }[] {
   const out: { head: string; headers: Record<string, string>; body: Buffer }[] = [];
   let at = 0;
   while (at < stream.length) {
@@ -1099,7 +1103,8 @@ function httpMessages(stream: Buffer): { head: string; headers: Record<string, s
     }
     at = end + 4;
     let body: Buffer;
-    if (/chunked/i.test(headers["transfer-encoding"] ?? "")) {
+    if (bodiless(out.length)) body = Buffer.alloc(0);
+    else if (/chunked/i.test(headers["transfer-encoding"] ?? "")) {
       const chunks: Buffer[] = [];
       for (;;) {
         const lineEnd = stream.indexOf("\r\n", at);
@@ -1145,7 +1150,7 @@ export function httpExchanges(packets: Packet[], serverPort: number): HttpExchan
     const first = up[0];
     if (!first) continue;
     const requests = httpMessages(tcpStream(up));
-    const responses = httpMessages(down.length > 0 ? tcpStream(down) : Buffer.alloc(0));
+    const responses = httpMessages(down.length > 0 ? tcpStream(down) : Buffer.alloc(0), (i) => requests[i]?.head.startsWith("HEAD ") ?? false);
     // Time each request by the segment that carried its first bytes.
     const starts = up.filter((p) => /^[A-Z]+ \S+ HTTP\/1\.[01]\r\n/.test(p.payload.toString("latin1", 0, Math.min(p.payload.length, 2048))));
     requests.forEach((req, i) => {
