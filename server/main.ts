@@ -217,6 +217,7 @@ export async function serve(env: Record<string, string | undefined> = process.en
         }).catch((err: NodeJS.ErrnoException) =>
           fatal(`cannot bind the syslog receiver on UDP ${syslogPort} (${err.code}): free the port, pick another EDGEJOIN_SYSLOG_PORT, or unset it`),
         );
+  if (syslog) deps.metrics.setSyslogReader(() => syslog.stats());
 
   notReady = undefined;
 

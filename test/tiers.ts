@@ -78,6 +78,7 @@ export const tiers = {
     "test/artifacts/fetch.test.ts",
     "test/dhcp/listener.test.ts",
     "test/syslog/receiver.test.ts",
+    "test/syslog/metrics.test.ts",
     "test/enrollment/first-start.happy.test.ts",
     "test/policy/approval-race.test.ts",
     "test/metrics/operator-log.test.ts",

@@ -4,6 +4,7 @@
  * the app hands in, so they are always what the database says.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { SyslogStats } from "../syslog/server.js";
 
 /** How a TFTP transfer ended, as the TFTP adapter reports it. */
 export type TftpResult = "done" | "aborted" | "failed" | "refused" | "not_found" | "size_probe";
@@ -24,6 +25,8 @@ export type Metrics = {
   enrollments: Counter<"result">;
   /** Set once by createApp: where the fleet gauges read from. */
   setFleetReader(read: () => FleetSnapshot): void;
+  /** Set by main when the syslog receiver runs: its counters, read at scrape time. */
+  setSyslogReader(read: () => SyslogStats): void;
   /** A TFTP transfer ended (main wires this into the TFTP adapter's callback). */
   tftpTransfer(result: TftpResult, bytes: number): void;
   proxyDhcpPackets: Counter<"port" | "type" | "result" | "reason">;
@@ -55,6 +58,41 @@ export function createMetrics(): Metrics {
     collect() {
       this.reset();
       for (const s of readFleet?.().serversReady ?? []) this.set({ cluster: s.cluster }, s.ready);
+    },
+  });
+  let readSyslog: (() => SyslogStats) | undefined;
+  // The receiver counts in plain numbers (no prom-client on its hot path); each scrape copies them.
+  new Counter({
+    name: "edgejoin_syslog_messages_received_total",
+    help: "Syslog datagrams received",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(readSyslog?.().received ?? 0);
+    },
+  });
+  new Counter({
+    name: "edgejoin_syslog_messages_filed_total",
+    help: "Syslog messages filed under a machine",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(readSyslog?.().filed ?? 0);
+    },
+  });
+  new Counter({
+    name: "edgejoin_syslog_messages_dropped_total",
+    help: "Syslog datagrams dropped: malformed, unknown_source (no machine seen at that address), rate_limited (over a source's lines per second), store_failed",
+    labelNames: ["reason"] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      const s = readSyslog?.();
+      if (!s) return;
+      this.inc({ reason: "malformed" }, s.malformed);
+      this.inc({ reason: "unknown_source" }, s.unmatched);
+      this.inc({ reason: "rate_limited" }, s.limited);
+      this.inc({ reason: "store_failed" }, s.failed);
     },
   });
   const tftpTransfers = new Counter({
@@ -97,6 +135,9 @@ export function createMetrics(): Metrics {
     }),
     setFleetReader(read) {
       readFleet = read;
+    },
+    setSyslogReader(read) {
+      readSyslog = read;
     },
     proxyDhcpPackets,
     proxyDhcpPacket({ port, type, result, reason }) {

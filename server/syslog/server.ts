@@ -8,8 +8,8 @@ import { parseSyslog, type SyslogMessage } from "./parse.js";
 /** The few log calls the receiver makes; pino's logger fits. */
 export type ReceiverLog = Record<"debug" | "warn" | "error", (details: object, message: string) => void>;
 
-/** Counters the metrics exporter can read: every datagram lands in exactly one of the last four. */
-export type SyslogStats = { received: number; filed: number; unmatched: number; malformed: number; limited: number };
+/** Counters the metrics exporter can read: every datagram lands in exactly one of the last five. */
+export type SyslogStats = { received: number; filed: number; unmatched: number; malformed: number; limited: number; failed: number };
 
 /** Lines per second one source may file; beyond it they are dropped before the database sees them. */
 export const MAX_LINES_PER_SOURCE_PER_SECOND = 200;
@@ -32,7 +32,7 @@ export type SyslogReceiver = { port: number; stats(): SyslogStats; close(): Prom
 
 /** Bind the socket and file messages until closed. */
 export async function startSyslogReceiver(opts: SyslogOptions): Promise<SyslogReceiver> {
-  const stats: SyslogStats = { received: 0, filed: 0, unmatched: 0, malformed: 0, limited: 0 };
+  const stats: SyslogStats = { received: 0, filed: 0, unmatched: 0, malformed: 0, limited: 0, failed: 0 };
   const now = opts.now ?? Date.now;
   const windows = new Map<string, { second: number; lines: number }>();
   const allowed = (source: string): boolean => {
@@ -62,7 +62,7 @@ export async function startSyslogReceiver(opts: SyslogOptions): Promise<SyslogRe
       else stats.unmatched++;
     } catch (err) {
       // A store failure (a locked database) costs this message, never the receiver.
-      stats.unmatched++;
+      stats.failed++;
       opts.logger.error({ err, from: rinfo.address }, "could not file a syslog message");
     }
   });
