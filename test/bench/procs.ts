@@ -89,3 +89,23 @@ export function rssMiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
   return m ? Number(m[1]) / 1024 : 0;
 }
+
+/** CPU time (user + system, ms) a process and its children running now have used, from /proc (nginx answers from a worker). */
+export function cpuMs(pid: number): number {
+  const ticks = (p: number) => {
+    try {
+      const fields = readFileSync(`/proc/${p}/stat`, "utf8").split(") ")[1]!.split(" ");
+      return Number(fields[11]) + Number(fields[12]);
+    } catch {
+      return 0;
+    }
+  };
+  let children: number[] = [];
+  try {
+    children = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    // no children listed
+  }
+  // USER_HZ is 100 on Linux: a tick is 10 ms.
+  return [pid, ...children].reduce((sum, p) => sum + ticks(p), 0) * 10;
+}

@@ -30,7 +30,13 @@ const { values } = parseArgs({
 const rounds = Number(values.rounds);
 const seconds = Number(values.seconds);
 const only = new Set(values.only!.split(","));
-type HttpRow = { target: string; rps: number; p99_ms: number; runs: { rps: number; p99_ms: number; non2xx: number; errors: string | null }[] };
+type HttpRow = {
+  target: string;
+  rps: number;
+  p99_ms: number;
+  cpu_us_per_req: number;
+  runs: { rps: number; p99_ms: number; non2xx: number; errors: string | null; cpu_us_per_req: number }[];
+};
 
 async function benchHttp(): Promise<HttpRow[]> {
   const ej = await startEdgejoin("http", { seed: benchMacCount });
@@ -39,30 +45,34 @@ async function benchHttp(): Promise<HttpRow[]> {
   mkdirSync(www, { recursive: true });
   writeFileSync(join(www, "boot.ipxe"), await (await fetch(`${ej.url}/boot.ipxe?mac=${benchMac(0)}`)).text());
   writeFileSync(join(www, "user-data"), await (await fetch(`${ej.url}/cloud-init/${benchMac(0)}/user-data`)).text());
-  const nginxUrl = await nginx(www);
-  const mustacheUrl = await baseline("baseline-mustache.ts");
-  const jwtUrl = await baseline("baseline-sqlite-jwt.ts");
+  const ngx = await nginx(www);
+  const mustache = await baseline("baseline-mustache.ts");
+  const jwt = await baseline("baseline-sqlite-jwt.ts");
+  const edgejoin = { url: ej.url, pid: ej.proc.child.pid! };
   const targets = [
-    { target: "nginx static boot.ipxe", base: nginxUrl, path: "/boot.ipxe?mac={mac}" },
-    { target: "hono + mustache", base: mustacheUrl, path: "/boot.ipxe?mac={mac}" },
-    { target: "edgejoin /boot.ipxe", base: ej.url, path: "/boot.ipxe?mac={mac}" },
-    { target: "nginx static user-data", base: nginxUrl, path: "/cloud-init/{mac}/user-data" },
-    { target: "hono + sqlite + ed25519", base: jwtUrl, path: "/cloud-init/{mac}/user-data" },
-    { target: "edgejoin user-data", base: ej.url, path: "/cloud-init/{mac}/user-data" },
+    { target: "nginx static boot.ipxe", server: ngx, path: "/boot.ipxe?mac={mac}" },
+    { target: "hono + mustache", server: mustache, path: "/boot.ipxe?mac={mac}" },
+    { target: "edgejoin /boot.ipxe", server: edgejoin, path: "/boot.ipxe?mac={mac}" },
+    { target: "nginx static user-data", server: ngx, path: "/cloud-init/{mac}/user-data" },
+    { target: "hono + sqlite + ed25519", server: jwt, path: "/cloud-init/{mac}/user-data" },
+    { target: "edgejoin user-data", server: edgejoin, path: "/cloud-init/{mac}/user-data" },
   ];
   // Warm-up: JIT and caches; every rotating MAC is already in edgejoin's database (seeded).
-  for (const t of targets) await wrk(t.base, t.path, 3);
-  const rows: HttpRow[] = targets.map((t) => ({ target: t.target, rps: 0, p99_ms: 0, runs: [] }));
+  for (const t of targets) await wrk(t.server.url, t.path, 3);
+  const rows: HttpRow[] = targets.map((t) => ({ target: t.target, rps: 0, p99_ms: 0, cpu_us_per_req: 0, runs: [] }));
   for (let r = 0; r < rounds; r++) {
     for (const [i, t] of targets.entries()) {
-      const res = await wrk(t.base, t.path, seconds);
+      const res = await wrk(t.server.url, t.path, seconds, t.server.pid);
       rows[i]!.runs.push(res);
-      log(`round ${r + 1}/${rounds} ${t.target}: ${Math.round(res.rps)} req/s, p99 ${res.p99_ms} ms${res.non2xx ? `, ${res.non2xx} non-2xx` : ""}`);
+      log(
+        `round ${r + 1}/${rounds} ${t.target}: ${Math.round(res.rps)} req/s, p99 ${res.p99_ms} ms, ${Math.round(res.cpu_us_per_req)} µs CPU/req${res.non2xx ? `, ${res.non2xx} non-2xx` : ""}`,
+      );
     }
   }
   for (const row of rows) {
     row.rps = median(row.runs.map((x) => x.rps));
     row.p99_ms = median(row.runs.map((x) => x.p99_ms));
+    row.cpu_us_per_req = median(row.runs.map((x) => x.cpu_us_per_req));
   }
   return rows;
 }
@@ -196,11 +206,12 @@ function report(
       "hono + mustache": "nginx static boot.ipxe",
       "hono + sqlite + ed25519": "nginx static user-data",
     } as Record<string, string>;
-    lines.push("| target | req/s | p99 ms | vs | req/s ratio | p99 ratio |", "|---|---:|---:|---|---:|---:|");
+    lines.push("| target | req/s | p99 ms | server CPU µs/req | vs | req/s ratio | p99 ratio | CPU/req ratio |", "|---|---:|---:|---:|---|---:|---:|---:|");
     for (const r of http) {
       const ref = rel[r.target] ? by(rel[r.target]!) : undefined;
+      const ratio = (a: number, b: number) => (ref ? `${fmt(a / b, 2)}×` : "");
       lines.push(
-        `| ${r.target} | ${fmt(r.rps)} | ${fmt(r.p99_ms, 1)} | ${ref?.target ?? ""} | ${ref ? `${fmt(r.rps / ref.rps, 2)}×` : ""} | ${ref ? `${fmt(r.p99_ms / ref.p99_ms, 2)}×` : ""} |`,
+        `| ${r.target} | ${fmt(r.rps)} | ${fmt(r.p99_ms, 1)} | ${fmt(r.cpu_us_per_req)} | ${ref?.target ?? ""} | ${ref ? ratio(r.rps, ref.rps) : ""} | ${ref ? ratio(r.p99_ms, ref.p99_ms) : ""} | ${ref ? ratio(r.cpu_us_per_req, ref.cpu_us_per_req) : ""} |`,
       );
     }
     lines.push("");

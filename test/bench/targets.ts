@@ -10,7 +10,7 @@ import { openDb } from "../../db/client.js";
 import { extraLoopbackSettings, freeTcpPort, freeUdpPort } from "../../server/simulate/ports.js";
 import { placeInstallerStandIns } from "../../server/simulate/stand-ins.js";
 import { benchMac, benchMacCount } from "./macs.js";
-import { cpus, type Proc, run, start, waitHttp } from "./procs.js";
+import { cpuMs, cpus, type Proc, run, start, waitHttp } from "./procs.js";
 import { seedMachines } from "./seed.js";
 
 export const dir = mkdtempSync(join(tmpdir(), "edgejoin-bench-"));
@@ -66,7 +66,7 @@ export async function startEdgejoin(name: string, o: { bootFile?: string; seed?:
 }
 
 /** One wrk run: 1 thread, 64 connections, `secs` seconds, MACs rotating through `path` (MAC where `{mac}` is). */
-export async function wrk(base: string, path: string, secs: number) {
+export async function wrk(base: string, path: string, secs: number, serverPid?: number) {
   const [prefix, suffix] = path.split("{mac}");
   const script = join(dir, `wrk-${Buffer.from(path).toString("hex").slice(0, 24)}.lua`);
   writeFileSync(
@@ -80,6 +80,7 @@ request = function()
 end
 `,
   );
+  const cpuBefore = serverPid ? cpuMs(serverPid) : 0;
   const out = await run("wrk", ["-t1", "-c64", `-d${secs}s`, "--timeout", "10s", "--latency", "-s", script, base], {
     cpu: cpus.client,
     ms: (secs + 30) * 1000,
@@ -88,7 +89,9 @@ end
   const p99 = latencyMs(/^\s+99%\s+([\d.]+)(us|ms|s)\s*$/m.exec(out));
   const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
   const errors = /Socket errors: (.*)/.exec(out)?.[1];
-  return { rps, p99_ms: p99, non2xx, errors: errors ?? null };
+  // The server's own CPU per answer: steadier than req/s when other work shares the machine.
+  const cpu_us_per_req = serverPid && rps > 0 ? ((cpuMs(serverPid) - cpuBefore) * 1000) / (rps * secs) : Number.NaN;
+  return { rps, p99_ms: p99, non2xx, errors: errors ?? null, cpu_us_per_req };
 }
 
 export function latencyMs(m: RegExpExecArray | null): number {
@@ -133,7 +136,7 @@ http {
   procs.push(proc);
   const url = `http://127.0.0.1:${port}`;
   await waitHttp(`${url}/boot.ipxe`, 10_000, proc);
-  return url;
+  return { url, pid: proc.child.pid! };
 }
 
 export async function baseline(file: string) {
@@ -142,7 +145,7 @@ export async function baseline(file: string) {
   procs.push(proc);
   const url = `http://127.0.0.1:${port}`;
   await waitHttp(url, 30_000, proc);
-  return url;
+  return { url, pid: proc.child.pid! };
 }
 
 /** Stop every process this run started (by PID), newest first. */
