@@ -88,6 +88,23 @@ describe("DHCP requests captured from real clients", () => {
     ]);
   });
 
+  it("OVMF's REQUEST to 4011 (captured with dnsmasq's pxe-service as the proxy) → ACK to its source port with what dnsmasq's ACK carried, plus the boot file", () => {
+    // OVMF does this exchange only after an offer with a boot menu; edgejoin's offer needs none.
+    const { p } = captured("ovmf-pxe-request-4011");
+    expect([p.options.get(53)?.[0], p.ciaddr, p.options.get(60)?.toString()]).toEqual([3, "10.77.0.178", "PXEClient:Arch:00007:UNDI:003000"]);
+    const a = answerProxyDhcp(p, "pxe", "10.77.0.178", settings);
+    if (typeof a === "string") throw new Error(`ignored: ${a}`);
+    expect(a.to).toBe("source");
+    const dnsmasq = decodePacket(readFileSync(new URL("../fixtures/dhcp/dnsmasq-ack-4011-to-ovmf.bin", import.meta.url)));
+    if (typeof dnsmasq === "string") throw new Error(dnsmasq);
+    const ours = decodePacket(encodePacket(a.reply));
+    if (typeof ours === "string") throw new Error(ours);
+    const shape = (x: typeof ours) => ({ op: x.op, xid: x.xid, ciaddr: x.ciaddr, yiaddr: x.yiaddr, siaddr: x.siaddr, file: x.file, flags: x.flags });
+    expect(shape(ours)).toEqual(shape(dnsmasq));
+    for (const code of [53, 54, 60, 97]) expect(ours.options.get(code), `option ${code}`).toEqual(dnsmasq.options.get(code));
+    expect(ours.options.get(67)?.toString()).toBe("snponly.efi");
+  });
+
   it("iPXE from snponly.efi (PXEClient:Arch:00007:UNDI:003010, user-class iPXE) → /boot.ipxe over HTTP, no TFTP next-server", () => {
     const { p } = captured("ipxe-efi-discover");
     expect(p.options.get(60)?.toString()).toBe("PXEClient:Arch:00007:UNDI:003010");
@@ -98,7 +115,15 @@ describe("DHCP requests captured from real clients", () => {
   });
 
   it("each captured request survives decode → encode → decode unchanged in every option", () => {
-    for (const name of ["ovmf-pxe-discover", "ovmf-pxe-request", "ovmf-http-discover", "ipxe-efi-discover", "ipxe-bios-discover", "ipxe-bios-request"]) {
+    for (const name of [
+      "ovmf-pxe-discover",
+      "ovmf-pxe-request",
+      "ovmf-pxe-request-4011",
+      "ovmf-http-discover",
+      "ipxe-efi-discover",
+      "ipxe-bios-discover",
+      "ipxe-bios-request",
+    ]) {
       const { p } = captured(name);
       const again = decodePacket(encodePacket(p));
       expect(typeof again === "string" ? again : [...again.options]).toEqual([...p.options]);
