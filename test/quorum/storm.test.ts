@@ -144,7 +144,7 @@ describe("boot storm", () => {
     const { traces, stats } = await runStorm({ server: () => server.url, adminToken, count: machinesInStorm, deadlineMs: () => stormDeadlineMs(server) });
     await server.stop("SIGTERM");
     verifyConverged(server, traces, stats);
-    expect(stats.networkErrors).toBe(0);
+    expect(stats.networkErrors, `network errors by cause: ${JSON.stringify(stats.networkErrorCauses)}`).toBe(0);
     const waited = new Set(traces.flatMap((t) => [...t.waitReasons]));
     expect(waited.has("waiting_for_init") && waited.has("waiting_for_previous_server")).toBe(true);
     report("storm", stats, traces);
