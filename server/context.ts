@@ -37,6 +37,12 @@ export type Deps = {
   adminTokenHash: Buffer | undefined;
   /** This app's Prometheus registry and instruments (one per app: tests never share counters). */
   metrics: Metrics;
+  /**
+   * Whether anything answers on an IP address and TCP port now (undefined: not checked), for the
+   * registration-address warning. main sets it; an app built by a test without it checks nothing,
+   * so no test reaches for an address it does not own.
+   */
+  probeTcp?: (host: string, port: number) => Promise<boolean | undefined>;
   /** Whether main's listeners (TFTP) are bound, for /readyz; absent (an app built by a test) = ready. */
   readiness?: () => { ready: true } | { ready: false; reason: string };
 };

@@ -24,6 +24,7 @@ import { ARM64_BINARY, type ProxySettings } from "./dhcp/proxy.js";
 import { startProxyDhcp, type ProxyDhcpServer } from "./dhcp/server.js";
 import { defaultAddress, subnetsOf } from "./dhcp/subnets.js";
 import type { Metrics } from "./metrics/registry.js";
+import { answersTcp } from "./net/reachable.js";
 import { startSyslogReceiver } from "./syslog/server.js";
 import { fileSyslog } from "./store/syslog.js";
 import { ContainedDir } from "./files/contained-dir.js";
@@ -155,6 +156,7 @@ export async function serve(env: Record<string, string | undefined> = process.en
   const deps = makeDeps({ db, config, logger, keyring: keys.keyring, caCertPem: nodeTls.tls.caCertPem });
   // Why /readyz answers 503 as far as the listeners go: machines cannot netboot without TFTP.
   let notReady: string | undefined = "TFTP is not bound yet";
+  deps.probeTcp = answersTcp;
   deps.readiness = () => (notReady === undefined ? { ready: true } : { ready: false, reason: notReady });
   const app = createApp(deps);
 

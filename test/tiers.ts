@@ -84,6 +84,7 @@ export const tiers = {
     "test/metrics/operator-log.test.ts",
     "test/metrics/storm.test.ts",
     "test/quorum/contention.test.ts",
+    "test/quorum/registration-address.test.ts",
     "test/quorum/storm.test.ts",
     "test/server/process.test.ts",
     "test/server/start.test.ts",

@@ -92,12 +92,32 @@ function warnMissing(deps: Deps, row: ClusterRow): void {
   }
 }
 
+/** k3s's supervisor and API port: what joining machines are pointed at (`server: https://REG:6443`). */
+const K3S_API_PORT = 6443;
+
+/**
+ * What an admin should know about a cluster as it stands, shown with it on create, change and
+ * read: a registration address nothing answers on yet (a VIP that kube-vip does not hold; a DNS
+ * name is not checked: see server/net/reachable.ts). The cluster is accepted all the same: the
+ * address may come up later.
+ */
+async function clusterWarnings(deps: Deps, row: ClusterRow): Promise<{ code: string; message: string }[]> {
+  const address = row.registrationAddress;
+  if (!address || !deps.probeTcp || (await deps.probeTcp(address, K3S_API_PORT)) !== false) return [];
+  return [
+    {
+      code: "registration_address_unserved",
+      message: `nothing answers on ${address}:${K3S_API_PORT} yet: joining servers and agents are pointed there and cannot join until it does (a VIP needs kube-vip or a load balancer in front of the servers; README: "Making a registration address real")`,
+    },
+  ];
+}
+
 /** `/api/v1/clusters` routes, admin only. */
 export const clusterRoutes = new Hono<AppEnv>()
   .get("/api/v1/clusters", adminAuth, validate("query", pagedQuery({})), (c) =>
     c.json(pageBody("clusters", listClustersPage(c.var.deps.db, pageRequest(c.req.valid("query"))), present)),
   )
-  .post("/api/v1/clusters", limitJsonBody, adminAuth, validate("json", clusterCreate), (c) => {
+  .post("/api/v1/clusters", limitJsonBody, adminAuth, validate("json", clusterCreate), async (c) => {
     const { db, clock, config } = c.var.deps;
     const body = c.req.valid("json");
     requireTemplate(config.templatesDir, body.user_data_template);
@@ -121,22 +141,22 @@ export const clusterRoutes = new Hono<AppEnv>()
       { now: clock(), actor: adminActor(c), sourceIp: c.var.sourceIp || null },
     );
     warnMissing(c.var.deps, row);
-    return c.json(present(row), 201);
+    return c.json({ ...present(row), warnings: await clusterWarnings(c.var.deps, row) }, 201);
   })
-  .get("/api/v1/clusters/:id", adminAuth, validate("param", idParam), (c) => {
+  .get("/api/v1/clusters/:id", adminAuth, validate("param", idParam), async (c) => {
     const { id } = c.req.valid("param");
     const row = getCluster(c.var.deps.db, id);
     if (!row) throw new ApiError("not_found", `no cluster ${id}`);
-    return c.json({ ...present(row), artifacts: artifactReport(c.var.deps, row) });
+    return c.json({ ...present(row), artifacts: artifactReport(c.var.deps, row), warnings: await clusterWarnings(c.var.deps, row) });
   })
-  .patch("/api/v1/clusters/:id", limitJsonBody, adminAuth, validate("param", idParam), validate("json", clusterPatch), (c) => {
+  .patch("/api/v1/clusters/:id", limitJsonBody, adminAuth, validate("param", idParam), validate("json", clusterPatch), async (c) => {
     const { db, clock, config } = c.var.deps;
     const { id } = c.req.valid("param");
     const change = toFields(c.req.valid("json"));
     requireTemplate(config.templatesDir, change.userDataTemplate);
     const row = updateCluster(db, id, change, { now: clock(), actor: adminActor(c), sourceIp: c.var.sourceIp || null });
     warnMissing(c.var.deps, row);
-    return c.json(present(row));
+    return c.json({ ...present(row), warnings: await clusterWarnings(c.var.deps, row) });
   })
   .get("/api/v1/clusters/:id/quorum", adminAuth, validate("param", idParam), (c) => {
     const { id } = c.req.valid("param");
