@@ -76,6 +76,7 @@ export const tiers = {
     "test/cloud-init/seed.cloud-init.test.ts",
     "test/artifacts/agent-airgap.test.ts",
     "test/artifacts/fetch.test.ts",
+    "test/artifacts/warnings.test.ts",
     "test/dhcp/listener.test.ts",
     "test/syslog/receiver.test.ts",
     "test/syslog/metrics.test.ts",
