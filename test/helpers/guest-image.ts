@@ -5,7 +5,7 @@
  * by a hash of the recipe, built in a temp folder and renamed into place so an interrupted
  * build never leaves a cache entry that looks whole.
  */
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { createWriteStream, existsSync, readdirSync, readFileSync } from "node:fs";
 import { chmod, mkdir, readdir, rename, rm, stat, writeFile, copyFile } from "node:fs/promises";
@@ -280,7 +280,21 @@ export async function ensureGuestImage(opts: { cacheDir?: string; log?: (line: s
         return [...lines.filter((l) => /dpkg: error|depends on|dependency problems/.test(l)).slice(0, 15), ...lines.slice(-15)].join("\n");
       })
       .join("\n");
-    await rm(tmp, { recursive: true, force: true });
+    // debootstrap stopped midway (by the deadline) leaves /proc mounted in the chroot: rm would fail
+    // with EBUSY and hide the real error.
+    const mounts = readFileSync("/proc/mounts", "utf8")
+      .split("\n")
+      .map((l) => l.split(" ")[1] ?? "")
+      .filter((m) => m.startsWith(`${root}/`))
+      .reverse();
+    for (const m of mounts) {
+      try {
+        execFileSync("umount", ["-l", m], { stdio: "ignore", timeout: 10_000 });
+      } catch {
+        // Left for the next run's rm to report.
+      }
+    }
+    await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
     throw new Error(`building the guest image failed: ${(err as Error).message}\n${tail}`);
   }
 }
