@@ -57,6 +57,7 @@ export const tiers = {
     "test/server/db.test.ts",
     "test/server/health.test.ts",
     "test/server/readme.test.ts",
+    "test/server/readme-site.test.ts",
     "test/tftp/contained-dir.test.ts",
     "test/ui/console.pages.test.ts",
     "test/ui/console.security.test.ts",
