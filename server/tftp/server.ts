@@ -10,6 +10,7 @@ import type { Logger } from "pino";
 import tftp from "tftp";
 import { ContainedDir, refuseByName, type Refusal } from "../files/contained-dir.js";
 import { TransferCaps, type TransferCapLimits } from "./transfer-caps.js";
+import { settleBufferDeprecationCheck } from "./buffer-deprecation.js";
 
 /** The iPXE builds firmware PXE clients fetch; served from the ipxe dir when the boot folder lacks them. */
 export const IPXE_BINARIES = ["undionly.kpxe", "ipxe.efi", "snponly.efi"] as const;
@@ -53,24 +54,6 @@ type Source =
   | { kind: "file"; handle: FileHandle; size: number; from: string }
   | { kind: "refused"; reason: Refusal }
   | { kind: "missing" };
-
-/**
- * The `tftp` package makes packets with the deprecated `new Buffer()`. Until Node has either
- * warned once or counted 10,000 such calls, each one walks the stack to ask whether it came from
- * node_modules: most of a transfer's CPU for the first few thousand blocks after start (a
- * profile of one transfer at blksize 512 showed it). One call from here, with the warning muted,
- * settles it for the process.
- */
-function settleBufferDeprecationCheck(): void {
-  const muted = process.noDeprecation;
-  process.noDeprecation = true;
-  try {
-    // biome-ignore lint/suspicious/noExplicitAny: the deprecated constructor is the point of the call.
-    new (Buffer as any)(0);
-  } finally {
-    process.noDeprecation = muted;
-  }
-}
 
 function isIpxeBinary(name: string): boolean {
   return (IPXE_BINARIES as readonly string[]).includes(name);
