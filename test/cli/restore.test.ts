@@ -18,7 +18,7 @@ describe("restore from `edgejoin backup`", () => {
     timeout: 90_000,
   }, async () => {
     const root = testTempDir("restore");
-    const settings = { ...(await loopbackSettings(root)), EDGEJOIN_ADMIN_TOKEN: adminToken, EDGEJOIN_LOG_LEVEL: "warn" };
+    const settings: Record<string, string> = { ...(await loopbackSettings(root)), EDGEJOIN_ADMIN_TOKEN: adminToken, EDGEJOIN_LOG_LEVEL: "warn" };
     const headers = { authorization: `Bearer ${adminToken}`, "content-type": "application/json" };
     const first = spawnServer(settings);
     await waitHealthy(first);
@@ -42,8 +42,8 @@ describe("restore from `edgejoin backup`", () => {
     const restored = join(root, "restored-data");
     mkdirSync(restored, { recursive: true, mode: 0o700 });
     cpSync(file, join(restored, "edgejoin.db"));
-    cpSync(join(settings.EDGEJOIN_DATA_DIR, "keys"), join(restored, "keys"), { recursive: true });
-    cpSync(join(settings.EDGEJOIN_DATA_DIR, "tls"), join(restored, "tls"), { recursive: true });
+    cpSync(join(settings.EDGEJOIN_DATA_DIR!, "keys"), join(restored, "keys"), { recursive: true });
+    cpSync(join(settings.EDGEJOIN_DATA_DIR!, "tls"), join(restored, "tls"), { recursive: true });
     const second = spawnServer({
       ...(await loopbackSettings(root)),
       EDGEJOIN_DATA_DIR: restored,
