@@ -34,6 +34,7 @@ export const tiers = {
     "test/dhcp/proxy.test.ts",
     "test/syslog/parse.test.ts",
     "test/syslog/store.test.ts",
+    "test/syslog/installer.test.ts",
     "test/enrollment/admin.error.test.ts",
     "test/enrollment/admin.happy.test.ts",
     "test/enrollment/enroll.error.test.ts",

@@ -70,10 +70,19 @@ async function userData(c: Context<AppEnv>): Promise<string> {
         storageLayout: installer.storage_layout ?? "direct",
         progressUrl: `${progress}?token=${progressToken}`,
         logUploadCommand: logUploadCommand(`${progress}/log?token=${progressToken}`),
+        installerSyslog: installerSyslog(config),
       };
     },
     template,
   );
+}
+
+/** Where Ubuntu's installer sends its events as syslog (rsyslog's `@HOST:PORT`, UDP): edgejoin's receiver, when it runs. */
+function installerSyslog(config: { publicUrl: string; syslogPort: number | undefined }): string | null {
+  if (config.syslogPort === undefined) return null;
+  const host = new URL(config.publicUrl).hostname;
+  // An IPv6 literal would need brackets rsyslog's legacy syntax does not take: no reporter then.
+  return /^[A-Za-z0-9.-]+$/.test(host) ? `@${host}:${config.syslogPort}` : null;
 }
 
 async function seedFile(c: Context<AppEnv>) {

@@ -163,6 +163,11 @@ const autoinstallView = z
     progressUrl: z.url({ protocol: /^https?$/ }),
     /** argv of the installer's error-command that uploads its logs. */
     logUploadCommand: z.array(z.string()),
+    /** The installer's rsyslog reporter destination, `@HOST:PORT` (UDP), when edgejoin's syslog receiver runs. */
+    installerSyslog: z
+      .string()
+      .regex(/^@[A-Za-z0-9.-]+:\d{1,5}$/, "@HOST:PORT")
+      .nullish(),
   })
   .strict();
 
