@@ -26,8 +26,8 @@ function clusterTemplate(path: string | null): string | undefined {
 }
 
 async function userData(c: Context<AppEnv>): Promise<string> {
-  const { db, clock, config, keyring, cloudInit } = c.var.deps;
-  const m = c.var.machine;
+  const { db, clock, config, keyring, cloudInit } = c.get("deps");
+  const m = c.get("machine");
   // PXE cannot authenticate anyone: a machine an admin turned away gets nothing to enroll with.
   // Nor does a machine whose install is over: a joined machine gets no token until an admin's reinstall.
   if (!seedCarriesAgent(m)) return cloudInit.inert();
@@ -46,7 +46,7 @@ async function userData(c: Context<AppEnv>): Promise<string> {
     mac: v.mac,
     // The agent talks to the node API over HTTPS only, trusting edgejoin's CA and nothing else.
     nodeUrl: config.nodeUrl,
-    caCert: c.var.deps.caCertPem,
+    caCert: c.get("deps").caCertPem,
     bootstrapToken: v.bootstrapToken,
     agentScript: agent.script,
     agentUnit: agent.unit,
@@ -86,8 +86,8 @@ function installerSyslog(config: { publicUrl: string; syslogPort: number | undef
 }
 
 async function seedFile(c: Context<AppEnv>) {
-  const { db, clock, cloudInit } = c.var.deps;
-  const m = c.var.machine;
+  const { db, clock, cloudInit } = c.get("deps");
+  const m = c.get("machine");
   switch (c.req.param("file")) {
     case "meta-data": {
       const cluster = m.clusterId === null ? undefined : getCluster(db, m.clusterId);

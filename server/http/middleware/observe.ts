@@ -88,24 +88,24 @@ export function observe(deps: Deps) {
       metrics.enrollments.inc({ result: status < 300 ? "enrolled" : c.error instanceof ApiError ? c.error.code : String(status) });
     }
     const line = {
-      requestId: c.var.requestId,
+      requestId: c.get("requestId"),
       method,
       route,
       path: c.req.path,
       status,
-      ip: c.var.sourceIp || undefined,
+      ip: c.get("sourceIp") || undefined,
       ms: Math.round(seconds * 1000),
     };
     if (isAdminRoute(route, method)) logger.info(line, "request");
     else logger.debug(line, "request");
-    const m = c.var.machine;
-    const boot = c.var.bootScript;
+    const m = c.get("machine");
+    const boot = c.get("bootScript");
     if (boot && m) {
-      const line = { requestId: c.var.requestId, machineId: m.id, mac: m.mac, state: m.state, answer: boot.answer, ip: c.var.sourceIp || undefined };
+      const line = { requestId: c.get("requestId"), machineId: m.id, mac: m.mac, state: m.state, answer: boot.answer, ip: c.get("sourceIp") || undefined };
       logger.info(line, boot.answer === "install" ? "installer served" : "boot script served");
     }
     if (route === "/artifacts/*" && status === 404) {
-      logger.warn({ requestId: c.var.requestId, path: c.req.path, ip: c.var.sourceIp || undefined }, "artifact not found");
+      logger.warn({ requestId: c.get("requestId"), path: c.req.path, ip: c.get("sourceIp") || undefined }, "artifact not found");
     }
     try {
       followAudit();

@@ -19,7 +19,7 @@ async function describe(c: Context<AppEnv>): Promise<{ kind: ActivityKind; detai
   const path = c.req.path;
   const status = c.res.status;
   if (path === "/boot.ipxe") {
-    const boot = c.var.bootScript;
+    const boot = c.get("bootScript");
     return boot ? { kind: "boot", detail: `/boot.ipxe: ${scriptSummary(boot.script)}` } : undefined;
   }
   const seed = /^\/cloud-init\/[^/]+\/([a-z-]+)\/?$/.exec(path);
@@ -40,12 +40,12 @@ async function describe(c: Context<AppEnv>): Promise<{ kind: ActivityKind; detai
 /** Record boot, seed and config requests of a known machine; everything else passes untouched. */
 export const recordActivity = createMiddleware<AppEnv>(async (c, next) => {
   await next();
-  const machine = c.var.machine as AppEnv["Variables"]["machine"] | undefined;
+  const machine = c.get("machine") as AppEnv["Variables"]["machine"] | undefined;
   if (!machine) return;
-  const { db, clock, logger } = c.var.deps;
+  const { db, clock, logger } = c.get("deps");
   try {
     const what = await describe(c);
-    if (what) noteActivity(db, { machineId: machine.id, ip: c.var.sourceIp || null, kind: what.kind, detail: what.detail, at: clock() });
+    if (what) noteActivity(db, { machineId: machine.id, ip: c.get("sourceIp") || null, kind: what.kind, detail: what.detail, at: clock() });
   } catch (err) {
     // The machine got its answer; a timeline line is not worth failing it.
     logger.warn({ err: (err as Error).message, machineId: machine.id }, "could not record timeline activity");

@@ -46,8 +46,8 @@ export const selectMachine = createMiddleware<AppEnv>(async (c, next) => {
   }
   const parsed = bootQuery.safeParse(query);
   if (!parsed.success) throw new BootQueryError(describe(parsed.error.issues[0]!));
-  const { db, clock, limits } = c.var.deps;
-  const ip = c.var.sourceIp;
+  const { db, clock, limits } = c.get("deps");
+  const ip = c.get("sourceIp");
   const { machine } = recordSighting(
     db,
     parsed.data,

@@ -13,8 +13,8 @@ import { recordSighting } from "../../store/machines.js";
 export const selectSeedMachine = createMiddleware<AppEnv>(async (c, next) => {
   const mac = parseMac(c.req.param("mac") ?? "");
   if (!mac) throw new ApiError("invalid_mac", "the MAC in the path must be six hex bytes, e.g. /cloud-init/52:54:00:12:34:56/user-data");
-  const { db, clock, limits } = c.var.deps;
-  const ip = c.var.sourceIp;
+  const { db, clock, limits } = c.get("deps");
+  const ip = c.get("sourceIp");
   const { machine } = recordSighting(
     db,
     { mac },
