@@ -30,6 +30,7 @@ export const tiers = {
     "test/cloud-init/skeleton.test.ts",
     "test/artifacts/airgap.test.ts",
     "test/artifacts/conditional.test.ts",
+    "test/artifacts/upstream.test.ts",
     "test/dhcp/captured.test.ts",
     "test/dhcp/proxy.test.ts",
     "test/syslog/parse.test.ts",
