@@ -4,7 +4,7 @@
  * port (valid against Ubuntu's autoinstall schema); without it, no such reporter.
  */
 import { readFileSync } from "node:fs";
-import Ajv from "ajv";
+import { Ajv } from "ajv";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { makeTestApp, testPublicUrl } from "../helpers/app.js";
