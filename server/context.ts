@@ -43,6 +43,8 @@ export type Deps = {
    * so no test reaches for an address it does not own.
    */
   probeTcp?: (host: string, port: number) => Promise<boolean | undefined>;
+  /** Why a URL cannot be fetched (undefined: it can), for the mirror warning; like probeTcp, set by main only. */
+  probeUrl?: (url: string) => Promise<string | undefined>;
   /** Whether main's listeners (TFTP) are bound, for /readyz; absent (an app built by a test) = ready. */
   readiness?: () => { ready: true } | { ready: false; reason: string };
 };

@@ -24,7 +24,7 @@ import { ARM64_BINARY, type ProxySettings } from "./dhcp/proxy.js";
 import { startProxyDhcp, type ProxyDhcpServer } from "./dhcp/server.js";
 import { defaultAddress, subnetsOf } from "./dhcp/subnets.js";
 import type { Metrics } from "./metrics/registry.js";
-import { answersTcp } from "./net/reachable.js";
+import { answersTcp, urlProblem, warnUnservedAtMirror } from "./net/reachable.js";
 import { startSyslogReceiver } from "./syslog/server.js";
 import { fileSyslog } from "./store/syslog.js";
 import { ContainedDir } from "./files/contained-dir.js";
@@ -157,6 +157,7 @@ export async function serve(env: Record<string, string | undefined> = process.en
   // Why /readyz answers 503 as far as the listeners go: machines cannot netboot without TFTP.
   let notReady: string | undefined = "TFTP is not bound yet";
   deps.probeTcp = answersTcp;
+  deps.probeUrl = urlProblem;
   deps.readiness = () => (notReady === undefined ? { ready: true } : { ready: false, reason: notReady });
   const app = createApp(deps);
 
@@ -168,7 +169,13 @@ export async function serve(env: Record<string, string | undefined> = process.en
   }
 
   for (const cluster of listClusters(db)) {
-    const { missing } = checkArtifacts(neededArtifacts(cluster, clusterArches(db, cluster.id)), (p) => deps.artifacts.has(p), cluster.installer.mirror_url);
+    const { missing, mirrored } = checkArtifacts(
+      neededArtifacts(cluster, clusterArches(db, cluster.id)),
+      (p) => deps.artifacts.has(p),
+      cluster.installer.mirror_url,
+    );
+    const mirrorUrl = cluster.installer.mirror_url;
+    if (mirrored.length > 0 && mirrorUrl) void warnUnservedAtMirror(logger, { name: cluster.name, mirrorUrl }, mirrored, urlProblem);
     if (missing.length > 0) {
       logger.warn(
         { cluster: cluster.name, missing, artifactsDir: config.artifactsDir },

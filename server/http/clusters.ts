@@ -19,6 +19,7 @@ import {
   type ClusterFields,
   type ClusterRow,
 } from "../store/clusters.js";
+import { warnUnservedAtMirror } from "../net/reachable.js";
 import { getQuorum } from "../store/quorum.js";
 import { reformCluster } from "../store/reform.js";
 import { adminActor, adminAuth } from "./middleware/admin-auth.js";
@@ -83,7 +84,9 @@ function artifactReport(deps: Deps, row: ClusterRow): ArtifactReport {
 
 /** Say at once, in the log, what a created or changed cluster still lacks: the exact paths to fill. */
 function warnMissing(deps: Deps, row: ClusterRow): void {
-  const { missing } = artifactReport(deps, row);
+  const { missing, mirrored } = artifactReport(deps, row);
+  const mirrorUrl = row.installer.mirror_url;
+  if (mirrored.length > 0 && mirrorUrl && deps.probeUrl) void warnUnservedAtMirror(deps.logger, { name: row.name, mirrorUrl }, mirrored, deps.probeUrl);
   if (missing.length > 0) {
     deps.logger.warn(
       { cluster: row.name, missing, artifactsDir: deps.config.artifactsDir },

@@ -22,3 +22,38 @@ export async function answersTcp(host: string, port: number, timeoutMs = 500): P
     socket.once("error", () => done(false));
   });
 }
+
+/** Why `url` cannot be fetched now (HTTP status or network error), or undefined when a HEAD answers 2xx within `timeoutMs`. */
+export async function urlProblem(url: string, timeoutMs = 3_000): Promise<string | undefined> {
+  try {
+    const res = await fetch(url, { method: "HEAD", signal: AbortSignal.timeout(timeoutMs), redirect: "follow" });
+    return res.ok ? undefined : `${res.status} ${res.statusText}`.trim();
+  } catch (err) {
+    const cause = (err as Error & { cause?: { code?: string } }).cause;
+    return cause?.code ?? (err as Error).message;
+  }
+}
+
+/**
+ * Warn, one line per file, about installer files a cluster leaves to its `mirror_url` that the
+ * mirror does not serve either: the machine's iPXE would fetch them from there and fail. Checked
+ * one after another (a cluster names a few files), in the background of the change that asked.
+ */
+export async function warnUnservedAtMirror(
+  logger: { warn(details: object, message: string): void },
+  cluster: { name: string; mirrorUrl: string },
+  paths: readonly string[],
+  problemOf: (url: string) => Promise<string | undefined>,
+): Promise<void> {
+  const base = cluster.mirrorUrl.replace(/\/+$/, "");
+  for (const path of paths) {
+    const url = `${base}/${path}`;
+    const problem = await problemOf(url);
+    if (problem) {
+      logger.warn(
+        { cluster: cluster.name, path, url, problem },
+        `cluster ${cluster.name}: ${path} is neither in the artifacts folder nor at its mirror ${url} (${problem})`,
+      );
+    }
+  }
+}

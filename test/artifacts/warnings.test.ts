@@ -3,24 +3,27 @@
  * edgejoin: at start for every cluster, and again on every create and change, each naming the
  * exact paths to fill under the artifacts folder.
  */
+import { once } from "node:events";
 import { mkdirSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
-import { loopbackSettings, spawnServer, waitHealthy } from "../helpers/server-process.js";
+import { describe, expect, it, onTestFinished } from "vitest";
+import { loopbackSettings, spawnServer, stopServer, waitHealthy } from "../helpers/server-process.js";
 import { testTempDir } from "../helpers/temp-dir.js";
 
 const adminToken = "artifact-warnings-admin-token-0123456789";
 type Line = { level: number; msg: string; cluster?: string; missing?: string[]; artifactsDir?: string };
 
 /** The log's "lacks files" warnings so far, waiting up to 5 s for the `n`th. */
-async function lacking(stdout: () => string, n: number): Promise<Line[]> {
+async function lacking(stdout: () => string, n: number, pattern = / lacks files in the artifacts folder: /): Promise<Line[]> {
   let found: Line[] = [];
   for (let i = 0; i < 100; i++) {
     found = stdout()
       .split("\n")
       .filter((l) => l.startsWith("{"))
       .map((l) => JSON.parse(l) as Line)
-      .filter((l) => / lacks files in the artifacts folder: /.test(l.msg));
+      .filter((l) => pattern.test(l.msg));
     if (found.length >= n) break;
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -73,5 +76,38 @@ describe("missing-artifact warnings in the log", () => {
       "k3s/v1.30.6+k3s1/k3s",
       "k3s/v1.30.6+k3s1/k3s-airgap-images-amd64.tar.zst",
     ]);
+  });
+
+  it("installer files left to a mirror_url that does not serve them → a warning per file naming its URL, on change and at start", {
+    timeout: 60_000,
+  }, async () => {
+    const mirror = createServer((req, res) => res.writeHead(req.url === "/site-mirror/debian/vmlinuz" ? 200 : 404).end());
+    mirror.listen(0, "127.0.0.1");
+    await once(mirror, "listening");
+    onTestFinished(() => new Promise<void>((r) => mirror.close(() => r())));
+    const mirrorUrl = `http://127.0.0.1:${(mirror.address() as AddressInfo).port}/site-mirror`;
+    const root = testTempDir("mirror-warnings");
+    const settings = { ...(await loopbackSettings(root)), EDGEJOIN_ADMIN_TOKEN: adminToken, EDGEJOIN_LOG_LEVEL: "warn" };
+    const first = spawnServer(settings);
+    await waitHealthy(first);
+    const created = await fetch(`${first.url}/api/v1/clusters`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
+      body: JSON.stringify({
+        name: "mirrored",
+        installer: { kind: "cloud-image", kernel_url: "debian/vmlinuz", initrd_urls: ["debian/initrd.img"], mirror_url: mirrorUrl },
+      }),
+    });
+    expect(created.status).toBe(201);
+    const unserved = / is neither in the artifacts folder nor at its mirror /;
+    const [onCreate] = await lacking(first.stdout, 1, unserved);
+    expect(onCreate).toMatchObject({ level: 40, cluster: "mirrored", path: "debian/initrd.img", url: `${mirrorUrl}/debian/initrd.img` });
+    expect(onCreate!.msg).toContain("(404 Not Found)");
+    await stopServer(first);
+
+    const second = spawnServer(settings);
+    await waitHealthy(second);
+    const atStart = await lacking(second.stdout, 1, unserved);
+    expect(atStart.map((l) => (l as Line & { path: string }).path)).toEqual(["debian/initrd.img"]);
   });
 });
