@@ -7,7 +7,7 @@
  */
 import { execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { createWriteStream, existsSync, readdirSync, readFileSync } from "node:fs";
+import { createWriteStream, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { chmod, mkdir, readdir, rename, rm, stat, writeFile, copyFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -194,6 +194,42 @@ function imageAt(key: string, dir: string): GuestImage {
  * `log` receives a line per step; the build's full output goes to `build.log` in the entry.
  */
 export async function ensureGuestImage(opts: { cacheDir?: string; log?: (line: string) => void; timeoutMs?: number } = {}): Promise<GuestImage> {
+  const cacheDir = opts.cacheDir ?? join(labDir, "cache");
+  const key = guestImageKey();
+  const final = join(cacheDir, `guest-${key}`);
+  const cached = () => existsSync(join(final, "rootfs.ext4")) && existsSync(join(final, "esp.img"));
+  if (cached()) return buildGuestImage(opts);
+  const deadline = Date.now() + (opts.timeoutMs ?? 8 * 60_000);
+  await mkdir(cacheDir, { recursive: true });
+  // Two lab files on two vitest workers may both need the image: one builds it, the other waits
+  // for it, instead of two debootstraps sharing two cores and both missing their deadline.
+  const lock = join(cacheDir, `building-${key}.pid`);
+  for (let round = 0; ; round++) {
+    try {
+      writeFileSync(lock, String(process.pid), { flag: "wx" });
+      break;
+    } catch {
+      // Held (or just released: read it again next round).
+    }
+    let owner = 0;
+    try {
+      owner = Number(readFileSync(lock, "utf8").trim());
+    } catch {
+      continue;
+    }
+    if (!owner || !existsSync(`/proc/${owner}`)) rmSync(lock, { force: true });
+    else if (cached()) return buildGuestImage(opts);
+    else if (Date.now() > deadline || round > 10_000) throw new Error(`guest image ${key}: still being built by process ${owner} after the deadline`);
+    else await new Promise((r) => setTimeout(r, 2_000));
+  }
+  try {
+    return await buildGuestImage({ ...opts, timeoutMs: Math.max(1_000, deadline - Date.now()) });
+  } finally {
+    rmSync(lock, { force: true });
+  }
+}
+
+async function buildGuestImage(opts: { cacheDir?: string; log?: (line: string) => void; timeoutMs?: number }): Promise<GuestImage> {
   const cacheDir = opts.cacheDir ?? join(labDir, "cache");
   const say = opts.log ?? (() => {});
   const key = guestImageKey();

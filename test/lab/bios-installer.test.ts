@@ -27,7 +27,8 @@ import { installedDisks, placeInstaller, standinInstaller } from "./installer-st
 describe("BIOS machine through ProxyDHCP to the installer", () => {
   it("SeaBIOS + iPXE ROM, dnsmasq leasing only → ProxyDHCP /boot.ipxe → stand-in installer writes the disks and reports SUCCESS", async () => {
     assertLabHost([...netbootRequirements, ...diskRequirements]);
-    const image = await ensureGuestImage();
+    // Built here in 90 s with a near mirror, 12.6 min once under load: leave room within the test's 15.
+    const image = await ensureGuestImage({ timeoutMs: 12 * 60_000 });
     const lab = await NetLab.open();
     let passed = false;
     try {
