@@ -89,7 +89,7 @@ describe("UEFI HTTP boot in the lab", () => {
       expect(answer?.d.options.get(60)?.toString("latin1")).toBe("HTTPClient");
       expect(answer?.d.yiaddr).toBe("0.0.0.0");
 
-      const out = process.env.EDGEJOIN_LAB_FIXTURES || lab.path("fixtures");
+      const out = process.env.LAB_FIXTURES_OUT || lab.path("fixtures");
       mkdirSync(out, { recursive: true });
       writeFileSync(join(out, "ovmf-http-discover.bin"), httpDiscover!.p.payload);
       writeFileSync(join(out, "edgejoin-offer-to-ovmf-http.bin"), answer!.p.payload);

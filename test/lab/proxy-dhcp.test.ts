@@ -84,9 +84,9 @@ describe("ProxyDHCP in the lab", () => {
       const toBios = fromEdgejoin.filter((x) => hardwareAddress(x.d) === biosMac).map((x) => x.d.options.get(67)?.toString("latin1"));
       expect(toBios).toContain(`${site.publicUrl}/boot.ipxe`);
 
-      // The packets of this boot, beside the lab's logs (copied to EDGEJOIN_LAB_FIXTURES when set):
+      // The packets of this boot, beside the lab's logs (copied to LAB_FIXTURES_OUT when set):
       // test/fixtures/dhcp/ holds those of a passing run, replayed by test/dhcp/captured.test.ts.
-      const out = process.env.EDGEJOIN_LAB_FIXTURES || lab.path("fixtures");
+      const out = process.env.LAB_FIXTURES_OUT || lab.path("fixtures");
       mkdirSync(out, { recursive: true });
       const requests = dhcp.filter((x) => x.d.op === 1);
       const isIpxe = (x: (typeof dhcp)[number]) => x.d.options.get(77)?.includes("iPXE") ?? false;
