@@ -141,7 +141,8 @@ function deferSightingRefresh(db: Db, id: number, reported: ReportedSighting, la
  * and never trusted: they refresh `last_seen_at` and what the machine *reported*, never its
  * identity (MAC, UUID, serial, arch...) nor `last_ip` (the address k3s configs point other
  * machines at), which come only from the enrollment and credentialed requests. A sighting that
- * disagrees with them is audited (once per new disagreement), not applied.
+ * disagrees with them is audited (once per new disagreement), not applied. A refresh with
+ * nothing to audit is written with the next flush of deferred writes (`store/deferred.ts`).
  */
 export function recordSighting(
   db: Db,
