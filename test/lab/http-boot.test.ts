@@ -89,6 +89,14 @@ describe("UEFI HTTP boot in the lab", () => {
       expect(answer?.d.options.get(60)?.toString("latin1")).toBe("HTTPClient");
       expect(answer?.d.yiaddr).toBe("0.0.0.0");
 
+      // The same answers, as /metrics counts them.
+      const metrics = (await lab.fetchIn(site.lan, `${site.publicUrl}/metrics`)).body;
+      const answered = (type: string) =>
+        Number(
+          new RegExp(`^edgejoin_proxy_dhcp_packets_total\\{port="dhcp",type="${type}",result="answered",reason="none"\\} (\\d+)$`, "m").exec(metrics)?.[1] ?? 0,
+        );
+      expect(answered("discover"), "DISCOVERs answered in /metrics").toBeGreaterThanOrEqual(2);
+
       const out = process.env.LAB_FIXTURES_OUT || lab.path("fixtures");
       mkdirSync(out, { recursive: true });
       writeFileSync(join(out, "ovmf-http-discover.bin"), httpDiscover!.p.payload);
