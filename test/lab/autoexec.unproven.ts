@@ -35,7 +35,10 @@ describe("next-server + filename only: autoexec.ipxe", () => {
       const publicUrl = `http://${a.edgejoin}:${a.httpPort}`;
       const edgejoin = await lab.edgejoin(lan, { publicUrl, env: { EDGEJOIN_HTTP_PORT: String(a.httpPort) } });
       const dhcpNs = await lab.namespace("dhcp");
-      await lab.veth({ ns: lan, name: "dhcp0", bridge: "br0" }, { ns: dhcpNs, name: "eth0", addresses: [`${a.dhcpServer}/${a.prefixLength}`, `${a.dhcpServer6}/64`] });
+      await lab.veth(
+        { ns: lan, name: "dhcp0", bridge: "br0" },
+        { ns: dhcpNs, name: "eth0", addresses: [`${a.dhcpServer}/${a.prefixLength}`, `${a.dhcpServer6}/64`] },
+      );
       // The whole netboot configuration of such a router: one boot file and the server to get it from.
       const conf = `${labDnsmasqConf({ iface: "eth0", range: a.range, ula: a.ula })}\ndhcp-boot=snponly.efi,,${a.edgejoin}\n`;
       const dnsmasq = await lab.dnsmasq(dhcpNs, conf);
@@ -48,7 +51,8 @@ describe("next-server + filename only: autoexec.ipxe", () => {
         () => {
           const packets = readPcap(capture.file);
           const binaries = tftpTransfers(packets).filter((t) => t.clientMac === mac && t.complete && t.file !== "autoexec.ipxe");
-          if (binaries.length > 1) throw new Error(`boot loop: ${binaries.map((t) => t.file).join(", ")} fetched ${binaries.length} times; iPXE never asked for autoexec.ipxe`);
+          if (binaries.length > 1)
+            throw new Error(`boot loop: ${binaries.map((t) => t.file).join(", ")} fetched ${binaries.length} times; iPXE never asked for autoexec.ipxe`);
           return httpExchanges(packets, a.httpPort).find((x) => x.clientMac === mac && x.target.startsWith("/boot.ipxe"));
         },
         { timeoutMs: 180_000, intervalMs: 1000, failIf: dead },

@@ -11,17 +11,7 @@ import { copyFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ensureGuestImage } from "../helpers/guest-image.js";
-import {
-  assertLabHost,
-  diskRequirements,
-  httpExchanges,
-  NetLab,
-  netbootRequirements,
-  openSite,
-  run,
-  siteAddressing,
-  waitFor,
-} from "../helpers/netlab.js";
+import { assertLabHost, diskRequirements, httpExchanges, NetLab, netbootRequirements, openSite, run, siteAddressing, waitFor } from "../helpers/netlab.js";
 import { installedDisks, placeInstaller, standinInstaller } from "./installer-standin.js";
 
 describe("BIOS machine through ProxyDHCP to the installer", () => {
