@@ -45,10 +45,12 @@ async function startProxyDhcpOrExit(config: Config, logger: pino.Logger, metrics
     return { publicUrl: config.publicUrl, subnets, defaultAddress: defaultAddress(config.publicUrl, subnets), uefiBinary: config.ipxeEfi, arm64Binary: arm64 };
   };
   // Node lists only interfaces that are up and running: a bridge whose ports are all down has no
-  // address yet. Read them again at most every 5 s instead of refusing to start.
+  // address yet. Read them again instead of refusing to start: every 5 s while they answer, and
+  // within 200 ms while they do not, because a BIOS iPXE ROM gives up its DHCP after a few seconds.
   let cached = { at: Date.now(), settings: build() };
   const settings = () => {
-    if (Date.now() - cached.at > 5_000) cached = { at: Date.now(), settings: build() };
+    const stale = typeof cached.settings === "string" ? 200 : 5_000;
+    if (Date.now() - cached.at > stale) cached = { at: Date.now(), settings: build() };
     return cached.settings;
   };
   if (typeof cached.settings === "string") logger.warn({ reason: cached.settings }, "ProxyDHCP answers nobody until this is fixed");
