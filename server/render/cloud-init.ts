@@ -235,7 +235,7 @@ function checkTemplate(source: string, name: string, allowed: ReadonlySet<string
 export type MachineValues = { hostname: string; mac: string; bootstrapToken: string; progressToken: string };
 
 /** A user-data rendered once for a cluster with stand-ins where each machine's values go. */
-type Skeleton = { segments: string[]; slots: (keyof SlotValues)[]; agent: string; caCert: string };
+type Skeleton = { segments: string[]; slots: (keyof SlotValues)[]; agentScript: string; agentUnit: string; caCert: string };
 type SlotValues = MachineValues & { macHex: string };
 
 const randomOf = (alphabet: string, n: number) => Array.from(randomBytes(n), (b) => alphabet[b % alphabet.length]).join("");
@@ -305,9 +305,9 @@ export class CloudInitRenderer {
     const key = `${kind}\0${hostnameShape}\0${JSON.stringify(small)}`;
     let skeleton = this.skeletons.get(key);
     // The big constant strings are compared, not keyed: the same objects every time, so `===` is cheap.
-    if (skeleton && (skeleton.agent !== agentScript + agentUnit || skeleton.caCert !== caCert)) skeleton = undefined;
+    if (skeleton && (skeleton.agentScript !== agentScript || skeleton.agentUnit !== agentUnit || skeleton.caCert !== caCert)) skeleton = undefined;
     if (skeleton === undefined) {
-      skeleton = this.makeSkeleton(render(view), stand, `${agentScript}${agentUnit}`, caCert);
+      skeleton = { ...this.makeSkeleton(render(view), stand), agentScript, agentUnit, caCert };
       const full = render(build(real));
       if (fill(skeleton, real) !== full) skeleton = false;
       if (this.skeletons.size >= 64) this.skeletons.delete(this.skeletons.keys().next().value!);
@@ -323,7 +323,7 @@ export class CloudInitRenderer {
     return fill(skeleton, real);
   }
 
-  private makeSkeleton(text: string, stand: SlotValues, agent: string, caCert: string): Skeleton {
+  private makeSkeleton(text: string, stand: SlotValues): Pick<Skeleton, "segments" | "slots"> {
     const slotOf = new Map(Object.entries(stand).map(([k, v]) => [v, k as keyof SlotValues]));
     // Longest first: the MAC's stand-in must not be cut by a shorter one inside it.
     const pattern = new RegExp(
@@ -342,7 +342,7 @@ export class CloudInitRenderer {
       at = m.index + m[0].length;
     }
     segments.push(text.slice(at));
-    return { segments, slots, agent, caCert };
+    return { segments, slots };
   }
 
   /** The enrollment agent and its systemd unit, as shipped in templates/agent/. */

@@ -34,7 +34,11 @@ export function deferWrite(db: Db, write: (tx: Tx) => void, key?: string): void 
   }
   q.writes.set(key ?? Symbol(), write);
   if (q.writes.size >= maxQueued) {
-    flushDeferred(db);
+    try {
+      flushDeferred(db);
+    } catch {
+      // As on the timer: the request that queued the last one still gets its answer.
+    }
     return;
   }
   if (!q.scheduled) {
