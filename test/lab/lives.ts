@@ -278,7 +278,7 @@ async function rebootFromDisk(ml: MachineLab, mac: string, machineId: number, cl
       // The login prompt shares its line with later console output; cloud-init's last line comes after the agent would start.
       const up = /Cloud-init v\. [\d.]+ finished|login: /;
       await waitFor("m1-reboot to boot its own disk up to cloud-init's end or a login prompt", () => (up.test(again.serial()) ? true : undefined), {
-        timeoutMs: 300_000,
+        timeoutMs: 900_000,
         intervalMs: 500,
         failIf: dies(ml, [again]),
       });
@@ -337,7 +337,8 @@ export async function runThreeServerQuorum(ml: MachineLab): Promise<QuorumReport
   }
 
   // Nobody approves them: the rule does, as each agent enrolls.
-  await Promise.all(machines.map((m) => waitForState(ml, m, "joined", 480_000)));
+  // Three TCG guests beside the reboot and the neighbour, on two cores shared with the integration tier: slow, not stuck.
+  await Promise.all(machines.map((m) => waitForState(ml, m, "joined", 1_200_000)));
   await new Promise((r) => setTimeout(r, 5_000));
 
   const nodes = await Promise.all(machines.map((m) => ok(ml.api<Node>("GET", `/api/v1/nodes/${ml.machine(m.mac)!.id}`), `get ${m.name}`)));

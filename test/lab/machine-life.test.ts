@@ -74,7 +74,7 @@ describe("machine lab: whole lives under real firmware, kernel and cloud-init", 
     expect(report.joinerTokensPinCa, "joining servers' tokens are K10<init CA hash>::server:…").toBe(true);
     expect(report.quorum.health).toBe("ok");
     expect(report.quorum.servers_ready).toBe(3);
-  }, 600_000);
+  }, 1_500_000);
 
   it("the first machine powered on again → local-disk script, boots its own disk, no second enroll", async () => {
     if (!reboot) throw new Error("the one-machine life did not get as far as its reboot");
@@ -84,7 +84,7 @@ describe("machine lab: whole lives under real firmware, kernel and cloud-init", 
     expect(r.enrollsAfterReboot, "enroll/seed/config requests after the reboot").toEqual([]);
     expect(r.stateAfter).toBe("joined");
     expect(r.quorumHealth, "m1's cluster after its reboot").toBe("ok");
-  }, 360_000);
+  }, 1_200_000);
 
   it("a neighbour guest on the LAN enrolls as the joined machine, with its seed and with a token captured before it enrolled → refused (409 already_enrolled, a conflict), no credential; the machine stays joined, boots its disk, quorum ok", async () => {
     if (!neighbour || !reboot) throw new Error("the one-machine life did not get as far as the neighbour's attempt");
@@ -124,5 +124,5 @@ describe("machine lab: whole lives under real firmware, kernel and cloud-init", 
     const r: RebootReport = await guarded(() => reboot!);
     expect(r.bootScript, "what iPXE ran on m1's reboot after the attempt").toBe("local-disk");
     expect(r.quorumHealth).toBe("ok");
-  }, 360_000);
+  }, 1_200_000);
 });
