@@ -4,46 +4,21 @@
  * them, each checked against the published SHA-256 list; a wrong sum or a missing file ends in a
  * non-zero exit, one line naming the file, and nothing half-written left behind.
  */
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { loopbackSettings, spawnServer, waitHealthy } from "../helpers/server-process.js";
 import { testTempDir } from "../helpers/temp-dir.js";
+import { edgejoin as runCli } from "../cli/helpers.js";
 import { bigBody, type Body, type Mirror, peakRss, sha256Of, startMirror } from "./mirror.js";
 
-const bin = fileURLToPath(new URL("../../bin/edgejoin.js", import.meta.url));
-const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
 const version = "v1.31.4+k3s1";
 const release = "/github.com/k3s-io/k3s/releases/download/v1.31.4%2Bk3s1";
 const installSh = Buffer.from('#!/bin/sh\necho "k3s install stand-in"\n');
 
-type Run = { code: number | null; stdout: string; stderr: string };
-
-/** Run `edgejoin ...args`; `onPid` learns its PID at once. Killed by that PID after `ms`. */
-function edgejoin(args: string[], env: Record<string, string> = {}, onPid?: (pid: number) => void, ms = 120_000): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], {
-      cwd: repoRoot,
-      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/tmp", ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    if (child.pid !== undefined) onPid?.(child.pid);
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`edgejoin ${args.join(" ")} did not finish within ${ms / 1000} s:\n${stdout}\n${stderr}`));
-    }, ms);
-    child.once("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+/** The CLI as the other CLI tests run it, given two minutes: a fetch streams up to 160 MiB. */
+const edgejoin = (args: string[], env: Record<string, string> = {}, onPid?: (pid: number) => void) => runCli(args, env, 120_000, onPid);
 
 const sumsLine = (body: Body, name: string) => `${sha256Of(body)}  ${name}\n`;
 

@@ -13,14 +13,15 @@ const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
 /** What one run printed and how it ended. */
 export type CliRun = { code: number | null; stdout: string; stderr: string };
 
-/** Run `edgejoin ...args` with PATH, HOME and `env` only; killed by its PID after `ms`. */
-export function edgejoin(args: string[], env: Record<string, string>, ms = 60_000): Promise<CliRun> {
+/** Run `edgejoin ...args` with PATH, HOME and `env` only; `onPid` learns its PID at once; killed by that PID after `ms`. */
+export function edgejoin(args: string[], env: Record<string, string> = {}, ms = 60_000, onPid?: (pid: number) => void): Promise<CliRun> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [bin, ...args], {
       cwd: repoRoot,
       env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/tmp", ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });
+    if (child.pid !== undefined) onPid?.(child.pid);
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
