@@ -120,6 +120,14 @@ describe("timeline storage stays bounded", () => {
     expect(t.db.select().from(timelineEntries).all()).toMatchObject([{ count: 2_000, firstAt: 0, lastAt: 1_999 }]);
   });
 
+  it("a line nobody reads → written by the deferred flush's own timer within 50 ms, none lost or doubled", async () => {
+    const t = makeTestApp();
+    noteActivity(t.db, { machineId: 1, ip: null, kind: "seed", detail: "user-data 200", at: 1 });
+    expect(t.db.select().from(timelineEntries).all()).toHaveLength(0);
+    await new Promise((r) => setTimeout(r, 150));
+    expect(t.db.select().from(timelineEntries).all()).toMatchObject([{ kind: "seed", detail: "user-data 200", count: 1 }]);
+  });
+
   it("alternating distinct details → at most the per-machine cap, newest kept", () => {
     const t = makeTestApp();
     for (let i = 0; i < maxEntriesPerMachine + 50; i++) noteActivity(t.db, { machineId: 1, ip: null, kind: "seed", detail: `file-${i}`, at: i });
