@@ -185,6 +185,12 @@ async function pruneCache(cacheDir: string, key: string): Promise<void> {
   }
 }
 
+/**
+ * How long one build may take. Quiet, with a near mirror, it takes minutes; on two cores shared
+ * with the integration tier it has taken over twelve, and a build killed midway is all lost.
+ */
+export const guestBuildTimeoutMs = 25 * 60_000;
+
 function imageAt(key: string, dir: string): GuestImage {
   return { key, dir, rootfs: join(dir, "rootfs.ext4"), esp: join(dir, "esp.img"), kernel: join(dir, "vmlinuz"), initrd: join(dir, "initrd.img") };
 }
@@ -199,7 +205,7 @@ export async function ensureGuestImage(opts: { cacheDir?: string; log?: (line: s
   const final = join(cacheDir, `guest-${key}`);
   const cached = () => existsSync(join(final, "rootfs.ext4")) && existsSync(join(final, "esp.img"));
   if (cached()) return buildGuestImage(opts);
-  const deadline = Date.now() + (opts.timeoutMs ?? 8 * 60_000);
+  const deadline = Date.now() + (opts.timeoutMs ?? guestBuildTimeoutMs);
   await mkdir(cacheDir, { recursive: true });
   // Two lab files on two vitest workers may both need the image: one builds it, the other waits
   // for it, instead of two debootstraps sharing two cores and both missing their deadline.
@@ -241,7 +247,7 @@ async function buildGuestImage(opts: { cacheDir?: string; log?: (line: string) =
   requireTools(buildTools);
   if (process.getuid?.() !== 0) throw new Error("building the guest image needs root (debootstrap chroots and creates device nodes)");
   const mirror = debianMirror();
-  const deadline = Date.now() + (opts.timeoutMs ?? 8 * 60_000);
+  const deadline = Date.now() + (opts.timeoutMs ?? guestBuildTimeoutMs);
   const left = () => Math.max(1_000, deadline - Date.now());
 
   await mkdir(cacheDir, { recursive: true });

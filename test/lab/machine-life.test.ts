@@ -8,6 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runOneMachineLife, runThreeServerQuorum, type LifeReport, type NeighbourReport, type QuorumReport, type RebootReport } from "./lives.js";
 import { openMachineLab, type MachineLab } from "./scenario.js";
+import { guestBuildTimeoutMs } from "../helpers/guest-image.js";
 
 describe("machine lab: whole lives under real firmware, kernel and cloud-init", () => {
   let ml: MachineLab | undefined;
@@ -15,7 +16,7 @@ describe("machine lab: whole lives under real firmware, kernel and cloud-init", 
 
   beforeAll(async () => {
     ml = await openMachineLab({ taps: 5, log: (line) => console.info(`lab: ${line}`) });
-  }, 600_000);
+  }, guestBuildTimeoutMs + 120_000);
 
   afterAll(async () => {
     if (!ml) return;
