@@ -148,13 +148,15 @@ describe("as root", () => {
 describe("one list, one mechanism", () => {
   const read = (path: string) => readFileSync(fileURLToPath(new URL(`../../${path}`, import.meta.url)), "utf8");
 
-  it("npm scripts → the preflight before the integration and lab tiers, none before unit", () => {
+  it("npm scripts → the preflight before the integration and lab tiers (and the guest image before the lab), none before unit", () => {
     const scripts = (JSON.parse(read("package.json")) as { scripts: Record<string, string> }).scripts;
     const preflightCmd = "tsx test/preflight/debian-packages.ts";
+    const imageCmd = "tsx test/preflight/guest-image.ts";
     expect(scripts["test:unit"]).not.toContain(preflightCmd);
-    expect(scripts["test:integration"]).toMatch(new RegExp(`^${preflightCmd} integration && vitest run --project integration$`));
-    expect(scripts["test:lab"]).toMatch(new RegExp(`^${preflightCmd} lab && vitest run --project lab$`));
-    expect(scripts.test).toContain(`${preflightCmd} integration lab && `);
+    expect(scripts["test:unit"]).not.toContain(imageCmd);
+    expect(scripts["test:integration"]).toBe(`${preflightCmd} integration && vitest run --project integration`);
+    expect(scripts["test:lab"]).toBe(`${preflightCmd} lab && ${imageCmd} && vitest run --project lab`);
+    expect(scripts.test).toBe(`${preflightCmd} integration lab && ${imageCmd} && vitest run`);
   });
 
   it(".ci/run → installs nothing itself and runs npm test", () => {
