@@ -165,25 +165,61 @@ async function benchStorm(nodes: number) {
   return JSON.parse(json) as { ok: boolean; wall_ms: number; joined: number; machines: number; steps: { step: string; count: number; p99: number }[] };
 }
 
+/**
+ * Five minutes of `/boot.ipxe` and user-data on one server. The judge is the last minute against
+ * the first. This machine's own speed swings (the bare sqlite + ed25519 route alone went from
+ * 9,847 to 5,504 req/s within two minutes here, idle), so each minute also runs that bare route
+ * for 10 s between the two halves: edgejoin's throughput over the control's is what must hold
+ * within 10%; the raw ratio is printed beside it.
+ */
 async function soak() {
   const ej = await startEdgejoin("soak", { seed: benchMacCount });
-  const minutes: { minute: number; rps: number; p99_ms: number; rss_mib: number }[] = [];
-  // One wrk minute at a time, boot.ipxe and user-data alternating by request, RSS read after each.
-  const mixed = "/cloud-init/{mac}/user-data";
+  const control = await baseline("baseline-sqlite-jwt.ts");
+  const minutes: {
+    minute: number;
+    rps: number;
+    p99_ms: number;
+    rss_mib: number;
+    boot_rps: number;
+    user_data_rps: number;
+    cpu_us_per_req: number;
+    control_rps: number;
+    relative: number;
+  }[] = [];
+  const pid = ej.proc.child.pid!;
+  const userData = "/cloud-init/{mac}/user-data";
+  await wrk(control.url, userData, 3);
   for (let m = 1; m <= 5; m++) {
-    const a = await wrk(ej.url, "/boot.ipxe?mac={mac}", 30);
-    const b = await wrk(ej.url, mixed, 30);
-    const row = { minute: m, rps: (a.rps + b.rps) / 2, p99_ms: Math.max(a.p99_ms, b.p99_ms), rss_mib: rssMiB(ej.proc.child.pid!) };
+    const a = await wrk(ej.url, "/boot.ipxe?mac={mac}", 30, pid);
+    const c = await wrk(control.url, userData, 10);
+    const b = await wrk(ej.url, userData, 30, pid);
+    const cpu = (a.cpu_us_per_req * a.rps + b.cpu_us_per_req * b.rps) / (a.rps + b.rps);
+    const rps = (a.rps + b.rps) / 2;
+    const row = {
+      minute: m,
+      rps,
+      p99_ms: Math.max(a.p99_ms, b.p99_ms),
+      rss_mib: rssMiB(pid),
+      boot_rps: a.rps,
+      user_data_rps: b.rps,
+      cpu_us_per_req: cpu,
+      control_rps: c.rps,
+      relative: rps / c.rps,
+    };
     minutes.push(row);
-    log(`soak minute ${m}: ${Math.round(row.rps)} req/s, RSS ${row.rss_mib.toFixed(0)} MiB`);
+    log(
+      `soak minute ${m}: ${Math.round(rps)} req/s (boot ${Math.round(a.rps)}, user-data ${Math.round(b.rps)}), ${Math.round(cpu)} µs CPU/req, control ${Math.round(c.rps)} req/s, RSS ${row.rss_mib.toFixed(0)} MiB`,
+    );
   }
   const first = minutes[0]!;
   const last = minutes.at(-1)!;
+  const relativeRatio = last.relative / first.relative;
   return {
     minutes,
     throughput_ratio: last.rps / first.rps,
+    relative_ratio: relativeRatio,
     rss_growth: last.rss_mib / first.rss_mib,
-    ok: Math.abs(last.rps / first.rps - 1) <= 0.1 && last.rss_mib <= first.rss_mib * 1.2,
+    ok: Math.abs(relativeRatio - 1) <= 0.1 && last.rss_mib <= first.rss_mib * 1.2,
   };
 }
 
@@ -237,7 +273,7 @@ function report(
   }
   if (soaked) {
     lines.push(
-      `soak: last minute ${fmt(soaked.throughput_ratio, 2)}× the first's throughput, RSS ${fmt(soaked.minutes[0]!.rss_mib)} → ${fmt(soaked.minutes.at(-1)!.rss_mib)} MiB (${soaked.ok ? "ok" : "FAILED"})`,
+      `soak: last minute ${fmt(soaked.relative_ratio, 2)}× the first's throughput against the control (raw ${fmt(soaked.throughput_ratio, 2)}×), RSS ${fmt(soaked.minutes[0]!.rss_mib)} → ${fmt(soaked.minutes.at(-1)!.rss_mib)} MiB (${soaked.ok ? "ok" : "FAILED"})`,
     );
   }
   return lines.join("\n");
