@@ -196,7 +196,7 @@ function imageAt(key: string, dir: string): GuestImage {
 }
 
 /**
- * The cached guest image, built first if absent (about 90 s with a near mirror).
+ * The cached guest image, built first if absent (268 s on an idle two-core machine here).
  * `log` receives a line per step; the build's full output goes to `build.log` in the entry.
  */
 export async function ensureGuestImage(opts: { cacheDir?: string; log?: (line: string) => void; timeoutMs?: number } = {}): Promise<GuestImage> {
