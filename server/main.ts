@@ -9,6 +9,7 @@ import { X509Certificate } from "node:crypto";
 import { pathToFileURL } from "node:url";
 import { serve as serveHttp, type ServerType } from "@hono/node-server";
 import pino from "pino";
+import { startCheckpointer } from "../db/checkpointer.js";
 import { openDb } from "../db/client.js";
 import { createApp, makeDeps } from "./app.js";
 import { runCli } from "./cli.js";
@@ -122,7 +123,11 @@ export async function serve(env: Record<string, string | undefined> = process.en
   // A folder made beforehand (by an admin, a package, a volume) keeps its mode through mkdir: the
   // database, keys and CA inside are for edgejoin alone, so it is made owner-only at every start.
   chmodSync(config.dataDir, 0o700);
-  const db = openDb(`${config.dataDir}/edgejoin.db`);
+  const dbFile = `${config.dataDir}/edgejoin.db`;
+  const db = openDb(dbFile);
+  const checkpointer = startCheckpointer(db, dbFile, {
+    onError: (err) => logger.warn({ err: err.message }, "the WAL checkpoint thread stopped; the server checkpoints the database itself"),
+  });
   ensureDefaultCluster(db, { k3sVersion: config.k3sVersion, now: Date.now() });
   // The artifacts folder always exists in a running edgejoin, so /boot.ipxe can tell "missing" from "not managed".
   mkdirSync(config.artifactsDir, { recursive: true });
@@ -265,6 +270,7 @@ export async function serve(env: Record<string, string | undefined> = process.en
     await syslog?.close();
     http.close();
     https.close();
+    await checkpointer.stop();
     try {
       flushDeferred(db);
     } catch (err) {
