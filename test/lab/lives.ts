@@ -91,6 +91,13 @@ export type QuorumReport = {
 /** Between two power-ons: longer than OVMF's ~4 s of collecting DHCP offers. */
 const powerOnStaggerMs = 8_000;
 
+/**
+ * How long the slowest waits may take: three TCG guests beside the reboot and the neighbour, on
+ * two cores shared with the integration tier, are slow, not stuck. The tests' timeouts derive from these.
+ */
+export const quorumJoinDeadlineMs = 1_200_000;
+export const rebootDeadlineMs = 900_000;
+
 const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
 
 async function ok<T>(call: Promise<{ status: number; body: T }>, what: string, status = 200): Promise<T> {
@@ -278,7 +285,7 @@ async function rebootFromDisk(ml: MachineLab, mac: string, machineId: number, cl
       // The login prompt shares its line with later console output; cloud-init's last line comes after the agent would start.
       const up = /Cloud-init v\. [\d.]+ finished|login: /;
       await waitFor("m1-reboot to boot its own disk up to cloud-init's end or a login prompt", () => (up.test(again.serial()) ? true : undefined), {
-        timeoutMs: 900_000,
+        timeoutMs: rebootDeadlineMs,
         intervalMs: 500,
         failIf: dies(ml, [again]),
       });
@@ -337,8 +344,7 @@ export async function runThreeServerQuorum(ml: MachineLab): Promise<QuorumReport
   }
 
   // Nobody approves them: the rule does, as each agent enrolls.
-  // Three TCG guests beside the reboot and the neighbour, on two cores shared with the integration tier: slow, not stuck.
-  await Promise.all(machines.map((m) => waitForState(ml, m, "joined", 1_200_000)));
+  await Promise.all(machines.map((m) => waitForState(ml, m, "joined", quorumJoinDeadlineMs)));
   await new Promise((r) => setTimeout(r, 5_000));
 
   const nodes = await Promise.all(machines.map((m) => ok(ml.api<Node>("GET", `/api/v1/nodes/${ml.machine(m.mac)!.id}`), `get ${m.name}`)));

@@ -6,7 +6,16 @@
  * then three machines form a 3-server quorum. On failure everything is kept under `.lab/runs/`.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runOneMachineLife, runThreeServerQuorum, type LifeReport, type NeighbourReport, type QuorumReport, type RebootReport } from "./lives.js";
+import {
+  quorumJoinDeadlineMs,
+  rebootDeadlineMs,
+  runOneMachineLife,
+  runThreeServerQuorum,
+  type LifeReport,
+  type NeighbourReport,
+  type QuorumReport,
+  type RebootReport,
+} from "./lives.js";
 import { openMachineLab, type MachineLab } from "./scenario.js";
 import { guestBuildTimeoutMs } from "../helpers/guest-image.js";
 
@@ -63,7 +72,9 @@ describe("machine lab: whole lives under real firmware, kernel and cloud-init", 
     // The installer, a second PXE boot (its firmware's HTTP boot timeout included) and the whole life under TCG.
   }, 1_200_000);
 
-  it("three machines powered on 8 s apart, cluster of 3 servers → one init, two joining servers released one at a time, all joined, quorum ok", async () => {
+  it("three machines powered on 8 s apart, cluster of 3 servers → one init, two joining servers released one at a time, all joined, quorum ok", {
+    timeout: quorumJoinDeadlineMs + 300_000,
+  }, async () => {
     const report: QuorumReport = await guarded(() => runThreeServerQuorum(ml!));
     expect(report.roles.sort()).toEqual(["init", "server", "server"]);
     expect(report.states).toEqual(["joined", "joined", "joined"]);
@@ -75,9 +86,9 @@ describe("machine lab: whole lives under real firmware, kernel and cloud-init", 
     expect(report.joinerTokensPinCa, "joining servers' tokens are K10<init CA hash>::server:…").toBe(true);
     expect(report.quorum.health).toBe("ok");
     expect(report.quorum.servers_ready).toBe(3);
-  }, 1_500_000);
+  });
 
-  it("the first machine powered on again → local-disk script, boots its own disk, no second enroll", async () => {
+  it("the first machine powered on again → local-disk script, boots its own disk, no second enroll", { timeout: rebootDeadlineMs + 300_000 }, async () => {
     if (!reboot) throw new Error("the one-machine life did not get as far as its reboot");
     const r: RebootReport = await guarded(() => reboot!);
     expect(r.bootScript, "what iPXE ran on reboot").toBe("local-disk");
@@ -85,9 +96,11 @@ describe("machine lab: whole lives under real firmware, kernel and cloud-init", 
     expect(r.enrollsAfterReboot, "enroll/seed/config requests after the reboot").toEqual([]);
     expect(r.stateAfter).toBe("joined");
     expect(r.quorumHealth, "m1's cluster after its reboot").toBe("ok");
-  }, 1_200_000);
+  });
 
-  it("a neighbour guest on the LAN enrolls as the joined machine, with its seed and with a token captured before it enrolled → refused (409 already_enrolled, a conflict), no credential; the machine stays joined, boots its disk, quorum ok", async () => {
+  it("a neighbour guest on the LAN enrolls as the joined machine, with its seed and with a token captured before it enrolled → refused (409 already_enrolled, a conflict), no credential; the machine stays joined, boots its disk, quorum ok", {
+    timeout: rebootDeadlineMs + 300_000,
+  }, async () => {
     if (!neighbour || !reboot) throw new Error("the one-machine life did not get as far as the neighbour's attempt");
     const n: NeighbourReport = neighbour;
     const body = typeof n.body === "string" ? {} : n.body;
@@ -125,5 +138,5 @@ describe("machine lab: whole lives under real firmware, kernel and cloud-init", 
     const r: RebootReport = await guarded(() => reboot!);
     expect(r.bootScript, "what iPXE ran on m1's reboot after the attempt").toBe("local-disk");
     expect(r.quorumHealth).toBe("ok");
-  }, 1_200_000);
+  });
 });
