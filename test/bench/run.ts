@@ -16,7 +16,7 @@ import { parseArgs } from "node:util";
 import { benchMac, benchMacCount } from "./macs.js";
 import { cpus, repoRoot, rssMiB, run, start } from "./procs.js";
 import { freeUdpPort } from "../../server/simulate/ports.js";
-import { adminToken, baseline, cleanUp, dir, log, median, nginx, procs, startEdgejoin, stopAll, wrk } from "./targets.js";
+import { adminToken, baseline, bootPath, cleanUp, dir, log, median, nginx, procs, startEdgejoin, stopAll, userDataPath, wrk } from "./targets.js";
 
 const { values } = parseArgs({
   options: {
@@ -50,12 +50,12 @@ async function benchHttp(): Promise<HttpRow[]> {
   const jwt = await baseline("baseline-sqlite-jwt.ts");
   const edgejoin = { url: ej.url, pid: ej.proc.child.pid! };
   const targets = [
-    { target: "nginx static boot.ipxe", server: ngx, path: "/boot.ipxe?mac={mac}" },
-    { target: "hono + mustache", server: mustache, path: "/boot.ipxe?mac={mac}" },
-    { target: "edgejoin /boot.ipxe", server: edgejoin, path: "/boot.ipxe?mac={mac}" },
-    { target: "nginx static user-data", server: ngx, path: "/cloud-init/{mac}/user-data" },
-    { target: "hono + sqlite + ed25519", server: jwt, path: "/cloud-init/{mac}/user-data" },
-    { target: "edgejoin user-data", server: edgejoin, path: "/cloud-init/{mac}/user-data" },
+    { target: "nginx static boot.ipxe", server: ngx, path: bootPath },
+    { target: "hono + mustache", server: mustache, path: bootPath },
+    { target: "edgejoin /boot.ipxe", server: edgejoin, path: bootPath },
+    { target: "nginx static user-data", server: ngx, path: userDataPath },
+    { target: "hono + sqlite + ed25519", server: jwt, path: userDataPath },
+    { target: "edgejoin user-data", server: edgejoin, path: userDataPath },
   ];
   // Warm-up: JIT and caches; every rotating MAC is already in edgejoin's database (seeded).
   for (const t of targets) await wrk(t.server.url, t.path, 3);
@@ -187,12 +187,11 @@ async function soak() {
     relative: number;
   }[] = [];
   const pid = ej.proc.child.pid!;
-  const userData = "/cloud-init/{mac}/user-data";
-  await wrk(control.url, userData, 3);
+  await wrk(control.url, userDataPath, 3);
   for (let m = 1; m <= 5; m++) {
-    const a = await wrk(ej.url, "/boot.ipxe?mac={mac}", 30, pid);
-    const c = await wrk(control.url, userData, 10);
-    const b = await wrk(ej.url, userData, 30, pid);
+    const a = await wrk(ej.url, bootPath, 30, pid);
+    const c = await wrk(control.url, userDataPath, 10);
+    const b = await wrk(ej.url, userDataPath, 30, pid);
     const cpu = (a.cpu_us_per_req * a.rps + b.cpu_us_per_req * b.rps) / (a.rps + b.rps);
     const rps = (a.rps + b.rps) / 2;
     const row = {

@@ -66,6 +66,10 @@ export async function startEdgejoin(name: string, o: { bootFile?: string; seed?:
   return { url, tftpPort: tftp, proc };
 }
 
+/** The two measured paths, `{mac}` where each request puts its machine's MAC. */
+export const bootPath = "/boot.ipxe?mac={mac}";
+export const userDataPath = "/cloud-init/{mac}/user-data";
+
 /** One wrk run: 1 thread, 64 connections, `secs` seconds, MACs rotating through `path` (MAC where `{mac}` is). */
 export async function wrk(base: string, path: string, secs: number, serverPid?: number) {
   const [prefix, suffix] = path.split("{mac}");
