@@ -204,7 +204,11 @@ export async function ensureGuestImage(opts: { cacheDir?: string; log?: (line: s
   const key = guestImageKey();
   const final = join(cacheDir, `guest-${key}`);
   const cached = () => existsSync(join(final, "rootfs.ext4")) && existsSync(join(final, "esp.img"));
-  if (cached()) return buildGuestImage(opts);
+  const cachedImage = () => {
+    opts.log?.(`guest image ${key}: cached`);
+    return imageAt(key, final);
+  };
+  if (cached()) return cachedImage();
   const deadline = Date.now() + (opts.timeoutMs ?? guestBuildTimeoutMs);
   await mkdir(cacheDir, { recursive: true });
   // Two lab files on two vitest workers may both need the image: one builds it, the other waits
@@ -224,30 +228,29 @@ export async function ensureGuestImage(opts: { cacheDir?: string; log?: (line: s
       continue;
     }
     if (!owner || !existsSync(`/proc/${owner}`)) rmSync(lock, { force: true });
-    else if (cached()) return buildGuestImage(opts);
+    else if (cached()) return cachedImage();
     else if (Date.now() > deadline || round > 10_000) throw new Error(`guest image ${key}: still being built by process ${owner} after the deadline`);
     else await new Promise((r) => setTimeout(r, 2_000));
   }
   try {
+    // The lock may have been let go by a build that just finished.
+    if (cached()) return cachedImage();
     return await buildGuestImage({ ...opts, timeoutMs: Math.max(1_000, deadline - Date.now()) });
   } finally {
     rmSync(lock, { force: true });
   }
 }
 
-async function buildGuestImage(opts: { cacheDir?: string; log?: (line: string) => void; timeoutMs?: number }): Promise<GuestImage> {
+/** Build the image into the cache; the caller holds the build lock and found no entry. */
+async function buildGuestImage(opts: { cacheDir?: string; log?: (line: string) => void; timeoutMs: number }): Promise<GuestImage> {
   const cacheDir = opts.cacheDir ?? join(labDir, "cache");
   const say = opts.log ?? (() => {});
   const key = guestImageKey();
   const final = join(cacheDir, `guest-${key}`);
-  if (existsSync(join(final, "rootfs.ext4")) && existsSync(join(final, "esp.img"))) {
-    say(`guest image ${key}: cached`);
-    return imageAt(key, final);
-  }
   requireTools(buildTools);
   if (process.getuid?.() !== 0) throw new Error("building the guest image needs root (debootstrap chroots and creates device nodes)");
   const mirror = debianMirror();
-  const deadline = Date.now() + (opts.timeoutMs ?? guestBuildTimeoutMs);
+  const deadline = Date.now() + opts.timeoutMs;
   const left = () => Math.max(1_000, deadline - Date.now());
 
   await mkdir(cacheDir, { recursive: true });
