@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { chmodSync, readdirSync, statSync } from "node:fs";
+import { chmodSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import { startCheckpointer } from "../../db/checkpointer.js";
@@ -46,39 +46,52 @@ describe("openDb", () => {
 describe("startCheckpointer", () => {
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
   const walBytes = (file: string) => statSync(`${file}-wal`).size;
-  /** 600 commits of 8 KiB each (~5 MiB of WAL frames), paced so a checkpoint thread gets turns. */
-  const writeMany = async (db: ReturnType<typeof openDb>, file: string) => {
+  /** The WAL header's salt-1: SQLite changes it each time a writer restarts the WAL from its start. */
+  const walSalt = (file: string) => readFileSync(`${file}-wal`).readUInt32BE(16);
+  /** 300 commits of 16 KiB each: ~5 MiB of WAL frames. */
+  const writeMany = (db: ReturnType<typeof openDb>) => {
     db.$client.exec("create table if not exists scratch (id integer primary key, body blob)");
     const insert = db.$client.prepare("insert into scratch (body) values (?)");
-    let largest = 0;
-    for (let batch = 0; batch < 30; batch++) {
-      for (let i = 0; i < 20; i++) insert.run(Buffer.alloc(8192, i));
-      largest = Math.max(largest, walBytes(file));
-      await sleep(15);
+    for (let i = 0; i < 300; i++) insert.run(Buffer.alloc(16_384, i));
+  };
+  /** Small commits for up to `ms` until the WAL restarts; whether it did. */
+  const restartsWithin = async (db: ReturnType<typeof openDb>, file: string, ms: number) => {
+    const before = walSalt(file);
+    for (const until = Date.now() + ms; Date.now() < until; ) {
+      db.$client.prepare("insert into scratch (body) values (?)").run(Buffer.alloc(16));
+      if (walSalt(file) !== before) return true;
+      await sleep(20);
     }
-    return largest;
+    return false;
   };
 
-  it("the server's connection stops checkpointing; the thread keeps the WAL from growing; stop hands checkpoints back", async () => {
+  it("the server's connection stops checkpointing; the thread catches up, so writers reuse the WAL instead of growing it; stop hands checkpoints back", async () => {
     const file = join(testTempDir("db"), "edgejoin.db");
     const db = openDb(file);
     const checkpointer = startCheckpointer(db, file, { intervalMs: 5 });
     expect(db.$client.pragma("wal_autocheckpoint", { simple: true })).toBe(0);
-    const largest = await writeMany(db, file);
+    writeMany(db);
+    const afterFirst = walBytes(file);
+    expect(await restartsWithin(db, file, 5_000)).toBe(true);
+    writeMany(db);
+    // Without a checkpoint the second 5 MiB would be appended; restarted, they overwrite the first.
+    expect(walBytes(file)).toBeLessThan(afterFirst * 1.5);
     await checkpointer.stop();
     expect(db.$client.pragma("wal_autocheckpoint", { simple: true })).toBe(1000);
-    // Without any checkpoint the WAL would hold all ~5 MiB; the thread lets writers restart it.
-    expect(largest).toBeLessThan(2 * 2 ** 20);
     const { n } = db.$client.prepare("select count(*) as n from scratch").get() as { n: number };
-    expect(n).toBe(600);
+    expect(n).toBeGreaterThan(600);
     db.$client.close();
   });
 
-  it("no checkpoints at all (the control) → the same writes grow the WAL past 4 MiB", async () => {
+  it("no checkpoints at all (the control) → the WAL never restarts and the same writes double it", async () => {
     const file = join(testTempDir("db"), "edgejoin.db");
     const db = openDb(file);
     db.$client.pragma("wal_autocheckpoint = 0");
-    expect(await writeMany(db, file)).toBeGreaterThan(4 * 2 ** 20);
+    writeMany(db);
+    const afterFirst = walBytes(file);
+    expect(await restartsWithin(db, file, 500)).toBe(false);
+    writeMany(db);
+    expect(walBytes(file)).toBeGreaterThan(afterFirst * 1.8);
     db.$client.close();
   });
 
